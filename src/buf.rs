@@ -1,0 +1,335 @@
+//! [`Buf`]: the RAII handle to a pooled buffer; dropping it is the release.
+//!
+//! # Invariants
+//!
+//! - `len <= high_water <= block.size()`.
+//! - Bytes `[0, block.size())` are initialised (see `block.rs`); bytes at
+//!   `high_water..` were never exposed by this handle, so with zeroing on they
+//!   are still zero and release zeroes only `[0, high_water)`.
+//! - `class` is the class `block` belongs to in `pool` (or the oversized
+//!   pseudo-class for exact-size and empty blocks).
+//!
+//! Calls the pool on drop and on growth.
+//!
+//! A `Buf` cannot outlive its pool:
+//!
+//! ```compile_fail
+//! let buf = {
+//!     let pool = magpool::Pool::new();
+//!     pool.get(10)
+//! };
+//! ```
+//!
+//! and is not `Clone` (a clone would release the same block twice):
+//!
+//! ```compile_fail
+//! let pool = magpool::Pool::new();
+//! let a = pool.get(10);
+//! let b = a.clone();
+//! ```
+
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::{fmt, io, ptr, slice};
+
+use crate::block::Block;
+use crate::{Error, Pool};
+
+/// A byte buffer from a [`Pool`], with a length and a class-sized capacity.
+///
+/// It dereferences to `[u8]` (its first `len()` bytes) and fills like a `Vec`:
+/// [`extend_from_slice`](Buf::extend_from_slice), [`resize`](Buf::resize),
+/// [`push`](Buf::push) and [`io::Write`]. Growing past the capacity moves the
+/// contents once into a buffer of the next class that fits, from the same
+/// pool. Dropping it gives the buffer back to the pool, even during a panic.
+///
+/// `Buf` is `Send + Sync`: it may be dropped on another thread than the one
+/// that got it (the buffer then goes to that thread's cache).
+///
+/// # Examples
+///
+/// ```
+/// let pool = magpool::Pool::new();
+/// let mut buf = pool.with_capacity(512);
+/// buf.extend_from_slice(&[1; 500]);
+/// buf.extend_from_slice(&[2; 100]); // 600 > 512: moves to the 1 KiB class
+/// assert_eq!((buf.len(), buf.capacity()), (600, 1024));
+/// assert_eq!(buf[499..501], [1, 2]);
+/// ```
+pub struct Buf<'p> {
+    /// Dropped only by `Drop for Buf`, which hands it to the pool.
+    block: ManuallyDrop<Block>,
+    len: usize,
+    high_water: usize,
+    class: usize,
+    pool: &'p Pool,
+}
+
+const _: () = assert!(std::mem::size_of::<Buf<'_>>() == 6 * std::mem::size_of::<usize>());
+
+impl<'p> Buf<'p> {
+    /// Wraps `block` with `len` exposed bytes.
+    #[inline]
+    pub(crate) fn new(pool: &'p Pool, block: Block, class: usize, len: usize) -> Buf<'p> {
+        debug_assert!(len <= block.size());
+        Buf { block: ManuallyDrop::new(block), len, high_water: len, class, pool }
+    }
+
+    /// Number of bytes in the buffer. O(1).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` when `len() == 0`. O(1).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes the buffer holds without moving: its class size (or, oversized,
+    /// its exact size). O(1).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.block.size()
+    }
+
+    /// `true` for a buffer above the largest class: allocated exactly, freed on
+    /// drop rather than pooled.
+    pub fn is_oversized(&self) -> bool {
+        self.capacity() > 0 && self.class >= self.pool.size_classes().len()
+    }
+
+    /// The pool this buffer returns to.
+    pub fn pool(&self) -> &'p Pool {
+        self.pool
+    }
+
+    /// The contents. O(1).
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len <= block.size()` initialised bytes owned by this handle.
+        unsafe { slice::from_raw_parts(self.block.as_ptr(), self.len) }
+    }
+
+    /// The contents, mutably. O(1).
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as `as_slice`, and `&mut self` makes the access exclusive.
+        unsafe { slice::from_raw_parts_mut(self.block.as_ptr(), self.len) }
+    }
+
+    /// Sets the length to 0, keeping the capacity. O(1).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Shortens to `len` bytes; no effect if already shorter. O(1).
+    #[inline]
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Makes room for `additional` more bytes, moving to a larger class if
+    /// needed (one copy of `len()` bytes; the old buffer goes back to the pool).
+    ///
+    /// # Panics
+    ///
+    /// As [`Pool::get`] when the new size is impossible.
+    #[inline]
+    pub fn reserve(&mut self, additional: usize) {
+        if additional > self.capacity() - self.len {
+            if let Err(e) = self.grow(additional) {
+                crate::pool::fail(e);
+            }
+        }
+    }
+
+    /// Like [`reserve`](Buf::reserve), but returns an error instead of
+    /// panicking; the buffer is unchanged on error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CapacityOverflow`] or [`Error::AllocationFailed`].
+    pub fn try_reserve(&mut self, additional: usize) -> Result<(), Error> {
+        if additional > self.capacity() - self.len {
+            self.grow(additional)?;
+        }
+        Ok(())
+    }
+
+    /// Appends `bytes`, growing if needed. O(`bytes.len()`) plus, on growth,
+    /// O(`len()`).
+    ///
+    /// # Panics
+    ///
+    /// As [`reserve`](Buf::reserve).
+    #[inline]
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        // SAFETY: `reserve` made `len + bytes.len() <= capacity`; `bytes` cannot
+        // overlap our block, which only `&mut self` can reach.
+        unsafe {
+            ptr::copy_nonoverlapping(bytes.as_ptr(), self.block.as_ptr().add(self.len), bytes.len());
+        }
+        self.set_len_grown(self.len + bytes.len());
+    }
+
+    /// Appends one byte.
+    ///
+    /// # Panics
+    ///
+    /// As [`reserve`](Buf::reserve).
+    #[inline]
+    pub fn push(&mut self, byte: u8) {
+        self.extend_from_slice(&[byte]);
+    }
+
+    /// Resizes to `new_len`: truncates, or appends copies of `byte`.
+    ///
+    /// # Panics
+    ///
+    /// As [`reserve`](Buf::reserve).
+    pub fn resize(&mut self, new_len: usize, byte: u8) {
+        if new_len <= self.len {
+            return self.truncate(new_len);
+        }
+        let extra = new_len - self.len;
+        self.reserve(extra);
+        // SAFETY: `reserve` made `new_len <= capacity`.
+        unsafe { self.block.as_ptr().add(self.len).write_bytes(byte, extra) };
+        self.set_len_grown(new_len);
+    }
+
+    /// Records a length reached by writing, keeping the high-water mark.
+    #[inline(always)]
+    fn set_len_grown(&mut self, len: usize) {
+        debug_assert!(len <= self.capacity());
+        self.len = len;
+        self.high_water = self.high_water.max(len);
+    }
+
+    /// Moves into a block that holds `len + additional` bytes.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, additional: usize) -> Result<(), Error> {
+        let needed = self.len.checked_add(additional).ok_or(Error::CapacityOverflow { requested: usize::MAX })?;
+        let largest = self.pool.size_classes().last().copied().unwrap_or(0);
+        // Oversized growth doubles, like `Vec`, so appending stays amortised O(1).
+        let target = if needed > largest { needed.max(self.capacity().saturating_mul(2)) } else { needed };
+        let (block, class) = match self.pool.take(target) {
+            Err(_) if target > needed => self.pool.take(needed)?,
+            taken => taken?,
+        };
+        // SAFETY: both blocks hold at least `len` bytes (the new one holds
+        // `needed >= len`), and they are distinct allocations.
+        unsafe { ptr::copy_nonoverlapping(self.block.as_ptr(), block.as_ptr(), self.len) };
+        let old = ManuallyDrop::into_inner(std::mem::replace(&mut self.block, ManuallyDrop::new(block)));
+        let old_class = std::mem::replace(&mut self.class, class);
+        let old_dirty = std::mem::replace(&mut self.high_water, self.len);
+        self.pool.release(old, old_class, old_dirty);
+        Ok(())
+    }
+}
+
+impl Drop for Buf<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: `block` is taken exactly once, here, and never used again.
+        let block = unsafe { ManuallyDrop::take(&mut self.block) };
+        self.pool.release(block, self.class, self.high_water);
+    }
+}
+
+impl Deref for Buf<'_> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl DerefMut for Buf<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
+    }
+}
+
+impl AsRef<[u8]> for Buf<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl AsMut<[u8]> for Buf<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Buf<'_> {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq<[u8]> for Buf<'_> {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl PartialEq for Buf<'_> {
+    fn eq(&self, other: &Buf<'_>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Buf<'_> {}
+
+impl Extend<u8> for Buf<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        let iter = iter.into_iter();
+        self.reserve(iter.size_hint().0);
+        iter.for_each(|b| self.push(b));
+    }
+}
+
+impl<'a> Extend<&'a u8> for Buf<'_> {
+    fn extend<I: IntoIterator<Item = &'a u8>>(&mut self, iter: I) {
+        self.extend(iter.into_iter().copied());
+    }
+}
+
+impl io::Write for Buf<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.try_reserve(bytes.len()).map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e))?;
+        self.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write(bytes).map(drop)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Buf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 32;
+        let head = &self.as_slice()[..self.len.min(SHOWN)];
+        f.debug_struct("Buf")
+            .field("len", &self.len)
+            .field("capacity", &self.capacity())
+            .field("oversized", &self.is_oversized())
+            .field("head", &head)
+            .finish()
+    }
+}

@@ -1,0 +1,211 @@
+//! [`Builder`]: configuration, validated into a [`Config`] by
+//! [`build`](Builder::build). Pure: no unsafe, no atomics.
+#![forbid(unsafe_code)]
+
+use crate::size_class::{SizeClasses, MAX_CLASSES};
+use crate::{Error, Pool};
+
+/// The default size classes: 512 B, 1 KiB, 4 KiB, 16 KiB, 64 KiB, 256 KiB,
+/// 1 MiB, 4 MiB, 16 MiB.
+pub const DEFAULT_SIZE_CLASSES: [usize; 9] =
+    [512, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20];
+
+/// Default upper bound on buffers per magazine.
+pub const DEFAULT_MAGAZINE_CAPACITY: usize = 32;
+
+/// Default limit on the bytes the depot keeps: 128 MiB.
+pub const DEFAULT_MAX_RETAINED_BYTES: usize = 128 << 20;
+
+/// The largest accepted [`Builder::magazine_capacity`].
+pub const MAX_MAGAZINE_CAPACITY: usize = 1 << 16;
+
+/// Byte budget of one magazine: a class of `size` bytes gets
+/// `MAGAZINE_BYTES / size` buffers per magazine (at least 1, at most the
+/// configured capacity), so what a thread caches stays bounded in bytes.
+const MAGAZINE_BYTES: usize = 1 << 20;
+
+/// Configures a [`Pool`].
+///
+/// ```
+/// let pool = magpool::Pool::builder()
+///     .size_classes([256, 4096, 65536])
+///     .magazine_capacity(16)
+///     .max_retained_bytes(8 << 20)
+///     .build()?;
+/// assert_eq!(pool.size_classes(), &[256, 4096, 65536]);
+/// # Ok::<(), magpool::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    classes: Vec<usize>,
+    magazine_capacity: usize,
+    zero_on_release: bool,
+    max_retained_bytes: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            classes: DEFAULT_SIZE_CLASSES.to_vec(),
+            magazine_capacity: DEFAULT_MAGAZINE_CAPACITY,
+            zero_on_release: true,
+            max_retained_bytes: DEFAULT_MAX_RETAINED_BYTES,
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults (same as [`Pool::builder`]).
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The buffer sizes the pool serves, in bytes, strictly increasing, at most
+    /// 64 of them. Requests above the largest are oversized: allocated exactly
+    /// and freed on drop. Default: [`DEFAULT_SIZE_CLASSES`].
+    pub fn size_classes(mut self, classes: impl IntoIterator<Item = usize>) -> Builder {
+        self.classes = classes.into_iter().collect();
+        self
+    }
+
+    /// Upper bound on buffers per magazine (default 32). Each class gets
+    /// `min(buffers, 1 MiB / class size)`, at least 1, so large classes cache
+    /// few buffers; each thread holds two magazines per class.
+    pub fn magazine_capacity(mut self, buffers: usize) -> Builder {
+        self.magazine_capacity = buffers;
+        self
+    }
+
+    /// Whether released buffers are zeroed (default `true`): then no buffer is
+    /// ever handed out holding another user's bytes. Only the part of a buffer
+    /// that was ever exposed (its length's high-water mark) is zeroed. With
+    /// `false`, a buffer from [`Pool::get`] holds whatever its last user left
+    /// there (always initialised memory).
+    pub fn zero_on_release(mut self, on: bool) -> Builder {
+        self.zero_on_release = on;
+        self
+    }
+
+    /// The most bytes of free buffers the depot keeps (default 128 MiB). A
+    /// thread spilling past it frees buffers to the global allocator instead
+    /// (counted as discarded). Thread caches hold at most two magazines per
+    /// class on top of this.
+    pub fn max_retained_bytes(mut self, bytes: usize) -> Builder {
+        self.max_retained_bytes = bytes;
+        self
+    }
+
+    /// Validates the configuration and builds the pool.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] naming the problem: no classes, a zero, unsorted, duplicate
+    /// or too-large class, too many classes, or a magazine capacity of zero or
+    /// above [`MAX_MAGAZINE_CAPACITY`].
+    pub fn build(self) -> Result<Pool, Error> {
+        Ok(Pool::from_config(self.validate()?))
+    }
+
+    pub(crate) fn validate(self) -> Result<Config, Error> {
+        check_classes(&self.classes)?;
+        match self.magazine_capacity {
+            0 => return Err(Error::ZeroMagazineCapacity),
+            n if n > MAX_MAGAZINE_CAPACITY => {
+                return Err(Error::MagazineCapacityTooLarge { capacity: n, max: MAX_MAGAZINE_CAPACITY })
+            }
+            _ => {}
+        }
+        let caps = self.classes.iter().map(|&size| (MAGAZINE_BYTES / size).clamp(1, self.magazine_capacity)).collect();
+        Ok(Config {
+            classes: SizeClasses::new(&self.classes),
+            caps,
+            zero_on_release: self.zero_on_release,
+            max_retained_bytes: self.max_retained_bytes,
+        })
+    }
+}
+
+fn check_classes(classes: &[usize]) -> Result<(), Error> {
+    if classes.is_empty() {
+        return Err(Error::NoSizeClasses);
+    }
+    for (index, &size) in classes.iter().enumerate() {
+        if size == 0 {
+            return Err(Error::ZeroSizeClass { index });
+        }
+        if size > isize::MAX as usize - (crate::block::ALIGN - 1) {
+            return Err(Error::SizeClassTooLarge { size });
+        }
+        if index > 0 {
+            let previous = classes[index - 1];
+            if size == previous {
+                return Err(Error::DuplicateSizeClass { size });
+            }
+            if size < previous {
+                return Err(Error::UnsortedSizeClasses { index, previous, size });
+            }
+        }
+    }
+    if classes.len() > MAX_CLASSES {
+        return Err(Error::TooManySizeClasses { count: classes.len(), max: MAX_CLASSES });
+    }
+    Ok(())
+}
+
+/// A validated configuration.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) classes: SizeClasses,
+    /// Magazine capacity per class, each in `1..=magazine_capacity`.
+    pub(crate) caps: Vec<usize>,
+    pub(crate) zero_on_release: bool,
+    pub(crate) max_retained_bytes: usize,
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn err(b: Builder) -> Error {
+        b.validate().unwrap_err()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Builder::default().validate().unwrap();
+        assert_eq!(c.classes.sizes(), &DEFAULT_SIZE_CLASSES);
+        assert_eq!(c.caps, [32, 32, 32, 32, 16, 4, 1, 1, 1]);
+        assert!(c.zero_on_release);
+    }
+
+    #[test]
+    fn bad_classes() {
+        let b = Builder::default;
+        assert_eq!(err(b().size_classes([])), Error::NoSizeClasses);
+        assert_eq!(err(b().size_classes([512, 0])), Error::ZeroSizeClass { index: 1 });
+        assert_eq!(
+            err(b().size_classes([512, 4096, 1024])),
+            Error::UnsortedSizeClasses { index: 2, previous: 4096, size: 1024 }
+        );
+        assert_eq!(err(b().size_classes([512, 512])), Error::DuplicateSizeClass { size: 512 });
+        assert_eq!(err(b().size_classes([usize::MAX])), Error::SizeClassTooLarge { size: usize::MAX });
+        assert_eq!(
+            err(b().size_classes([1, isize::MAX as usize])),
+            Error::SizeClassTooLarge { size: isize::MAX as usize }
+        );
+        assert_eq!(err(b().size_classes(1..=65)), Error::TooManySizeClasses { count: 65, max: MAX_CLASSES });
+        assert!(b().size_classes(1..=64).validate().is_ok());
+    }
+
+    #[test]
+    fn bad_magazines() {
+        let b = Builder::default;
+        assert_eq!(err(b().magazine_capacity(0)), Error::ZeroMagazineCapacity);
+        assert_eq!(
+            err(b().magazine_capacity(MAX_MAGAZINE_CAPACITY + 1)),
+            Error::MagazineCapacityTooLarge { capacity: MAX_MAGAZINE_CAPACITY + 1, max: MAX_MAGAZINE_CAPACITY }
+        );
+        let c = b().magazine_capacity(1).validate().unwrap();
+        assert!(c.caps.iter().all(|&n| n == 1));
+    }
+}

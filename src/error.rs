@@ -1,0 +1,119 @@
+//! [`Error`]: every way building a pool or getting a buffer can fail.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// Why a [`Builder`](crate::Builder) was rejected or a
+/// [`try_get`](crate::Pool::try_get) could not be served.
+///
+/// Every variant carries the values that caused it, and its `Display` text
+/// names the problem, so an `Err` printed to a log says what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The size-class list was empty.
+    NoSizeClasses,
+    /// A size class of zero bytes was given.
+    ZeroSizeClass {
+        /// Position of the zero in the list.
+        index: usize,
+    },
+    /// The size classes were not in increasing order.
+    UnsortedSizeClasses {
+        /// Position of the first class smaller than the one before it.
+        index: usize,
+        /// The class before it.
+        previous: usize,
+        /// The out-of-order class.
+        size: usize,
+    },
+    /// The same size class was given twice.
+    DuplicateSizeClass {
+        /// The repeated size.
+        size: usize,
+    },
+    /// More size classes than a pool supports.
+    TooManySizeClasses {
+        /// How many were given.
+        count: usize,
+        /// The most a pool supports.
+        max: usize,
+    },
+    /// A size class larger than any allocation can be (`isize::MAX`, less
+    /// alignment).
+    SizeClassTooLarge {
+        /// The size given.
+        size: usize,
+    },
+    /// A magazine capacity of zero: no thread could cache anything.
+    ZeroMagazineCapacity,
+    /// A magazine capacity above the supported maximum.
+    MagazineCapacityTooLarge {
+        /// The capacity given.
+        capacity: usize,
+        /// The largest supported.
+        max: usize,
+    },
+    /// A buffer larger than any allocation can be was requested.
+    CapacityOverflow {
+        /// The size requested.
+        requested: usize,
+    },
+    /// The global allocator could not provide the memory.
+    AllocationFailed {
+        /// The size requested from the allocator.
+        size: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::NoSizeClasses => f.write_str("no size classes were given; a pool needs at least one"),
+            Error::ZeroSizeClass { index } => {
+                write!(f, "size class #{index} is 0 bytes; every class must be at least 1 byte")
+            }
+            Error::UnsortedSizeClasses { index, previous, size } => write!(
+                f,
+                "size classes must be in increasing order, but class #{index} ({size} bytes) \
+                 follows {previous} bytes"
+            ),
+            Error::DuplicateSizeClass { size } => {
+                write!(f, "size class {size} bytes is given twice; classes must be distinct")
+            }
+            Error::TooManySizeClasses { count, max } => {
+                write!(f, "{count} size classes were given; a pool supports at most {max}")
+            }
+            Error::SizeClassTooLarge { size } => {
+                write!(f, "size class {size} bytes is larger than any allocation can be (isize::MAX)")
+            }
+            Error::ZeroMagazineCapacity => f.write_str("magazine capacity is 0; it must be at least 1 buffer"),
+            Error::MagazineCapacityTooLarge { capacity, max } => {
+                write!(f, "magazine capacity {capacity} is too large; at most {max} buffers are supported")
+            }
+            Error::CapacityOverflow { requested } => {
+                write!(f, "a buffer of {requested} bytes was requested; no allocation can exceed isize::MAX bytes")
+            }
+            Error::AllocationFailed { size } => {
+                write!(f, "the global allocator could not provide {size} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_values() {
+        let e = Error::UnsortedSizeClasses { index: 2, previous: 4096, size: 1024 };
+        let s = e.to_string();
+        assert!(s.contains("#2") && s.contains("4096") && s.contains("1024"), "{s}");
+        assert!(Error::ZeroMagazineCapacity.to_string().contains("magazine capacity is 0"));
+        let e: Box<dyn std::error::Error + Send + Sync> = Box::new(Error::NoSizeClasses);
+        assert!(e.to_string().contains("no size classes"));
+    }
+}

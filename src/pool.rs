@@ -1,0 +1,371 @@
+//! [`Pool`]: routes a length to its class, then to the calling thread's cache,
+//! the depot, or the global allocator.
+//!
+//! # Invariants
+//!
+//! - Class index `n = classes.len()` is the oversized pseudo-class: never
+//!   cached (`caps[n] == 0`), its blocks allocated exactly and freed on release.
+//!   A zero-length request is class `n` too, with an empty block that is never
+//!   counted.
+//! - With `zero_on_release`, every block in a cache or the depot is all zeroes:
+//!   fresh blocks come from `alloc_zeroed`, and [`release`](Pool::release)
+//!   zeroes the prefix a user could have written before caching a block.
+//! - A slot's cache is used only by the thread that `ThreadLocal::get` returns
+//!   it to: the thread_local crate gives each live thread its own id, and a
+//!   dead thread's slot passes to a new one through the id manager's lock.
+//!
+//! Called by [`Buf`] (release, growth) and by users.
+
+use std::fmt;
+use std::sync::Arc;
+
+use thread_local::ThreadLocal;
+
+use crate::block::Block;
+use crate::builder::{Builder, Config};
+use crate::depot::Depot;
+use crate::local::{self, ExitFlush};
+use crate::size_class::SizeClasses;
+use crate::stats::{ClassCounters, ClassStats, Reading, Stats};
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::thread_cache::ThreadCache;
+use crate::{Buf, Error};
+
+/// Byte written over released blocks in debug builds when zeroing is off, so
+/// that use-after-release and aliasing bugs show up in tests.
+const POISON: u8 = 0xA5;
+
+/// A pool of byte buffers in size classes, with lock-free per-thread caches.
+///
+/// `Pool` is `Send + Sync`; share it by reference (or `Arc`, or a `static`).
+/// Buffers borrow the pool, so it cannot be dropped while one is out; dropping
+/// it frees every buffer it holds, in every thread's cache, at once.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+///
+/// let pool = magpool::Pool::new();
+/// let mut buf = pool.with_capacity(100);
+/// write!(buf, "record {}", 42)?;
+/// assert_eq!(&buf[..], b"record 42");
+/// assert_eq!(buf.capacity(), 512); // the smallest class that holds 100
+/// drop(buf); // back to this thread's cache: no lock, no allocator call
+/// assert_eq!(pool.stats().in_use, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    classes: SizeClasses,
+    zero_on_release: bool,
+    max_retained_bytes: usize,
+    depot: Depot<Block>,
+    /// Magazine capacity per class, `n + 1` entries (0 for oversized).
+    caps: Box<[usize]>,
+    slots: ThreadLocal<Slot>,
+    /// Counters for work done without a cache (thread teardown, depot trim).
+    remote: Box<[ClassCounters]>,
+}
+
+/// One thread's state in one pool.
+struct Slot {
+    cache: ThreadCache<Block>,
+    /// Serial of the thread whose exit hook will flush this slot; written by
+    /// the owner on its slow path, read by the owner's exit hook.
+    owner: AtomicU64,
+}
+
+impl Pool {
+    /// A pool with the default configuration: classes 512 B, 1 KiB, 4 KiB,
+    /// 16 KiB, 64 KiB, 256 KiB, 1 MiB, 4 MiB, 16 MiB; zeroing on; the depot
+    /// keeps up to 128 MiB.
+    pub fn new() -> Pool {
+        match Builder::default().build() {
+            Ok(pool) => pool,
+            Err(e) => unreachable!("the default configuration is valid: {e}"),
+        }
+    }
+
+    /// A [`Builder`] with the defaults, to configure a pool.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub(crate) fn from_config(config: Config) -> Pool {
+        let n = config.classes.len();
+        let caps: Box<[usize]> = config.caps.iter().copied().chain([0]).collect();
+        let item_bytes = config.classes.sizes().iter().copied().chain([0]);
+        Pool {
+            shared: Arc::new(Shared {
+                depot: Depot::new(item_bytes, config.max_retained_bytes),
+                zero_on_release: config.zero_on_release,
+                max_retained_bytes: config.max_retained_bytes,
+                caps,
+                slots: ThreadLocal::new(),
+                remote: (0..=n).map(|_| ClassCounters::default()).collect(),
+                classes: config.classes,
+            }),
+        }
+    }
+
+    /// A buffer of `len` bytes: zeroes with the default
+    /// [`zero_on_release`](Builder::zero_on_release), its capacity the smallest
+    /// class that holds `len`. Above the largest class the buffer is oversized:
+    /// allocated exactly, freed on drop. `get(0)` allocates nothing.
+    ///
+    /// Cost: when the calling thread's cache has a buffer of the class, a table
+    /// lookup and a pop, with no lock, no atomic read-modify-write and no
+    /// allocator call; otherwise a magazine exchange with the depot
+    /// (lock-free), or one allocation.
+    ///
+    /// # Panics
+    ///
+    /// Where `vec![0; len]` would: `len > isize::MAX` panics with "capacity
+    /// overflow"; an allocator failure calls [`std::alloc::handle_alloc_error`].
+    /// Use [`try_get`](Pool::try_get) to get an `Err` instead.
+    #[inline]
+    pub fn get(&self, len: usize) -> Buf<'_> {
+        match self.try_get(len) {
+            Ok(buf) => buf,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Like [`get`](Pool::get), but returns an error instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CapacityOverflow`] when `len > isize::MAX` (less alignment),
+    /// [`Error::AllocationFailed`] when the allocator cannot provide the
+    /// memory. The pool is unchanged either way.
+    #[inline]
+    pub fn try_get(&self, len: usize) -> Result<Buf<'_>, Error> {
+        let (block, class) = self.take(len)?;
+        Ok(Buf::new(self, block, class, len))
+    }
+
+    /// An empty buffer with room for at least `capacity` bytes: the smallest
+    /// class that holds it. Filling it past its capacity moves it to a larger
+    /// class, like `Vec` growth. Same cost as [`get`](Pool::get), and nothing
+    /// to zero when it comes back unwritten.
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](Pool::get).
+    #[inline]
+    pub fn with_capacity(&self, capacity: usize) -> Buf<'_> {
+        match self.take(capacity) {
+            Ok((block, class)) => Buf::new(self, block, class, 0),
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Like [`with_capacity`](Pool::with_capacity), but returns an error
+    /// instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_get`](Pool::try_get).
+    pub fn try_with_capacity(&self, capacity: usize) -> Result<Buf<'_>, Error> {
+        let (block, class) = self.take(capacity)?;
+        Ok(Buf::new(self, block, class, 0))
+    }
+
+    /// The size classes, smallest first.
+    pub fn size_classes(&self) -> &[usize] {
+        self.shared.classes.sizes()
+    }
+
+    /// Whether released buffers are zeroed.
+    pub fn zero_on_release(&self) -> bool {
+        self.shared.zero_on_release
+    }
+
+    /// The most bytes the depot keeps.
+    pub fn max_retained_bytes(&self) -> usize {
+        self.shared.max_retained_bytes
+    }
+
+    /// Counters summed over every thread, now. Exact when no get or release is
+    /// running; otherwise each counter is a recent value and `in_use` is never
+    /// negative.
+    ///
+    /// Cost: reads every thread's counters (O(threads × classes)); nothing on
+    /// the get/release path is shared or slowed by it.
+    pub fn stats(&self) -> Stats {
+        let s = &*self.shared;
+        let n = s.classes.len();
+        let mut readings = vec![Reading::default(); n + 1];
+        // Puts before gets: see the invariants of `stats.rs`.
+        for (class, r) in readings.iter_mut().enumerate() {
+            s.slots.iter().for_each(|slot| r.add_put_side(slot.cache.counters(class)));
+            r.add_put_side(&s.remote[class]);
+        }
+        for (class, r) in readings.iter_mut().enumerate() {
+            s.slots.iter().for_each(|slot| r.add_get_side(slot.cache.counters(class)));
+            r.add_get_side(&s.remote[class]);
+        }
+        let classes =
+            (0..n).map(|c| ClassStats::from_reading(s.classes.size(c), readings[c], s.depot.magazines(c))).collect();
+        let oversized = ClassStats::from_reading(0, readings[n], (0, 0));
+        Stats::from_classes(classes, oversized, s.depot.retained_bytes())
+    }
+
+    /// Frees what the depot and the calling thread's cache hold (other threads'
+    /// caches are theirs to keep). Buffers in use are unaffected.
+    pub fn trim(&self) {
+        let s = &*self.shared;
+        if let Some(slot) = s.slots.get() {
+            // SAFETY: `slots.get()` returns the calling thread's own slot.
+            unsafe { slot.cache.drain() };
+        }
+        for class in 0..s.classes.len() {
+            let freed = s.depot.drain(class);
+            s.remote[class].discarded.bump_shared(freed);
+            s.remote[class].trimmed.bump_shared(freed);
+        }
+    }
+
+    // === the get and release paths ===
+
+    /// Finds a block for `size` bytes: the hot path.
+    #[inline]
+    pub(crate) fn take(&self, size: usize) -> Result<(Block, usize), Error> {
+        let s = &*self.shared;
+        let class = s.classes.class_of(size);
+        if let Some(slot) = s.slots.get() {
+            // SAFETY: `slots.get()` returns the calling thread's own slot
+            // (module invariants): we are its cache's owner.
+            if let Some(block) = unsafe { slot.cache.pop_local(class) } {
+                return Ok((block, class));
+            }
+        }
+        self.take_slow(size, class)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&self, size: usize, class: usize) -> Result<(Block, usize), Error> {
+        if size == 0 {
+            return Ok((Block::empty(), class));
+        }
+        let s = &*self.shared;
+        let block_size = if class < s.classes.len() { s.classes.size(class) } else { size };
+        let make = || Block::new_zeroed(block_size);
+        let block = match self.local_slot() {
+            // SAFETY: `local_slot` returns the calling thread's own slot.
+            Some(slot) => unsafe { slot.cache.pop_slow(class, &s.depot, make) }?,
+            None => {
+                let block = make()?;
+                s.remote[class].allocations.bump_shared(1);
+                s.remote[class].gets.bump_shared(1);
+                block
+            }
+        };
+        Ok((block, class))
+    }
+
+    /// Takes back a block of `class` whose first `dirty` bytes may have been
+    /// written: the hot path of every `Buf` drop.
+    #[inline]
+    pub(crate) fn release(&self, mut block: Block, class: usize, dirty: usize) {
+        let s = &*self.shared;
+        if class >= s.classes.len() {
+            return self.release_slow(block, class);
+        }
+        if s.zero_on_release {
+            block.fill_prefix(dirty, 0);
+        } else if cfg!(debug_assertions) {
+            block.fill_prefix(dirty, POISON);
+        }
+        if let Some(slot) = s.slots.get() {
+            // SAFETY: `slots.get()` returns the calling thread's own slot.
+            match unsafe { slot.cache.push_local(class, block) } {
+                Ok(()) => return,
+                Err(back) => block = back,
+            }
+        }
+        self.release_slow(block, class)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn release_slow(&self, block: Block, class: usize) {
+        if block.size() == 0 {
+            return; // an empty buffer: never counted
+        }
+        let s = &*self.shared;
+        match self.local_slot() {
+            // SAFETY: `local_slot` returns the calling thread's own slot.
+            Some(slot) => unsafe { slot.cache.push_slow(class, block, &s.depot) },
+            None => {
+                drop(block);
+                s.remote[class].puts.bump_shared(1);
+                s.remote[class].discarded.bump_shared(1);
+            }
+        }
+    }
+
+    /// The calling thread's slot, created and registered for its exit flush if
+    /// needed; `None` while the thread is exiting (work then bypasses caches).
+    fn local_slot(&self) -> Option<&Slot> {
+        let serial = local::serial();
+        if serial == local::EXITING {
+            return None;
+        }
+        let s = &*self.shared;
+        let slot =
+            s.slots.get_or(|| Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(0) });
+        if serial == 0 || slot.owner.load(Relaxed) != serial {
+            let weak = Arc::downgrade(&self.shared);
+            let serial = local::register(weak)?;
+            slot.owner.store(serial, Relaxed);
+        }
+        Some(slot)
+    }
+}
+
+impl ExitFlush for Shared {
+    fn flush_at_exit(&self, serial: u64) {
+        if let Some(slot) = self.slots.get() {
+            if slot.owner.load(Relaxed) == serial {
+                // SAFETY: `slots.get()` returned this thread's own slot.
+                unsafe { slot.cache.flush(&self.depot) };
+            }
+        }
+    }
+}
+
+/// Panics (or aborts, for allocator failure) the way `Vec` would.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn fail(e: Error) -> ! {
+    match e {
+        Error::AllocationFailed { size } => match std::alloc::Layout::from_size_align(size, crate::block::ALIGN) {
+            Ok(layout) => std::alloc::handle_alloc_error(layout),
+            Err(_) => panic!("magpool: {e}"),
+        },
+        _ => panic!("capacity overflow: {e}"),
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool::new()
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("size_classes", &self.size_classes())
+            .field("zero_on_release", &self.shared.zero_on_release)
+            .field("max_retained_bytes", &self.shared.max_retained_bytes)
+            .finish_non_exhaustive()
+    }
+}

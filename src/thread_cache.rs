@@ -1,0 +1,399 @@
+//! [`ThreadCache`]: one thread's magazines for every class of one pool, and the
+//! refill/spill protocol with the [`Depot`] (Bonwick & Adams 2001, §3.2).
+//!
+//! Per class the owner holds a *loaded* and a *previous* magazine. Gets pop the
+//! loaded one and releases push onto it (the hot path: a length check and a
+//! move). When the loaded magazine is empty (get) or full (release), the slow
+//! path first swaps in the previous one, and only when that cannot help does
+//! it exchange a whole magazine with the depot. A thread flapping around a
+//! magazine boundary therefore never reaches the depot.
+//!
+//! # Invariants
+//!
+//! - Only the owner touches `mags`: one thread at a time, and each new owner's
+//!   first access happens after the previous owner's last (the caller
+//!   guarantees it; see the `# Safety` sections).
+//! - Every real magazine of class `c` has capacity `cap[c]`; a placeholder has
+//!   capacity 0. A class with `cap == 0` is never cached: its items are made
+//!   on every get and dropped on every release.
+//! - Counters are written only by the owner (plain load/store) and read by
+//!   anyone.
+//!
+//! Called by the pool (with the cache found through its thread-local slot) and
+//! by the loom models (with explicit per-thread caches). Items are opaque.
+
+use std::mem;
+
+use crate::depot::Depot;
+use crate::magazine::Magazine;
+use crate::stats::ClassCounters;
+use crate::sync::UnsafeCell;
+
+/// One thread's magazines and counters for every class of a pool.
+///
+/// # Invariants
+///
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct ThreadCache<T> {
+    classes: Box<[ClassCache<T>]>,
+}
+
+#[derive(Debug)]
+struct ClassCache<T> {
+    /// Owner-only.
+    mags: UnsafeCell<Mags<T>>,
+    /// Owner-written, readable by all.
+    counters: ClassCounters,
+    /// Capacity of every real magazine of this class; 0 = never cached.
+    cap: usize,
+}
+
+/// The two magazines of one class.
+#[derive(Debug)]
+struct Mags<T> {
+    loaded: Magazine<T>,
+    previous: Magazine<T>,
+}
+
+/// Readers on other threads only load the atomic counters; the magazines are
+/// touched by the owner alone (see `# Safety` on the owner methods).
+// SAFETY: `&ThreadCache` offers other threads only `counters()`; every method
+// that reaches `mags` is `unsafe` and requires the caller to be the owner.
+unsafe impl<T: Send> Sync for ThreadCache<T> {}
+
+impl<T: Send> ThreadCache<T> {
+    /// A cache with no magazines yet, for classes with the given magazine
+    /// capacities. Allocates only the per-class table; magazines come on demand.
+    pub(crate) fn new(caps: impl IntoIterator<Item = usize>) -> Self {
+        let classes = caps
+            .into_iter()
+            .map(|cap| ClassCache {
+                mags: UnsafeCell::new(Mags { loaded: Magazine::none(), previous: Magazine::none() }),
+                counters: ClassCounters::default(),
+                cap,
+            })
+            .collect();
+        ThreadCache { classes }
+    }
+
+    /// The counters of `class`: safe from any thread.
+    pub(crate) fn counters(&self, class: usize) -> &ClassCounters {
+        &self.classes[class].counters
+    }
+
+    /// Runs `f` on the magazines of `class`.
+    ///
+    /// # Safety
+    ///
+    /// The caller is this cache's owner (module invariants).
+    #[inline(always)]
+    unsafe fn with_mags<R>(&self, class: usize, f: impl FnOnce(&mut Mags<T>) -> R) -> R {
+        // SAFETY: the owner is the only thread that reaches `mags`, and it does
+        // not re-enter this function from `f`: the access is exclusive.
+        self.classes[class].mags.with_mut(|m| f(unsafe { &mut *m }))
+    }
+
+    /// Hot path of a get: pops the loaded magazine. No atomic RMW, no lock, no
+    /// allocation.
+    ///
+    /// # Safety
+    ///
+    /// The caller is this cache's owner.
+    #[inline]
+    pub(crate) unsafe fn pop_local(&self, class: usize) -> Option<T> {
+        // SAFETY: forwarded from the caller.
+        let item = unsafe { self.with_mags(class, |m| m.loaded.pop()) }?;
+        self.classes[class].counters.gets.bump_local(1);
+        Some(item)
+    }
+
+    /// Hot path of a release: pushes onto the loaded magazine, or hands the item
+    /// back when it is full.
+    ///
+    /// # Safety
+    ///
+    /// The caller is this cache's owner.
+    #[inline]
+    pub(crate) unsafe fn push_local(&self, class: usize, item: T) -> Result<(), T> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.with_mags(class, |m| m.loaded.push(item)) }?;
+        self.classes[class].counters.puts.bump_local(1);
+        Ok(())
+    }
+
+    /// Slow path of a get, after [`pop_local`](Self::pop_local) missed: swap in
+    /// the previous magazine, else refill from the depot, else `make` a new item.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `make` returns; nothing is counted then.
+    ///
+    /// # Safety
+    ///
+    /// The caller is this cache's owner.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn pop_slow<E>(
+        &self,
+        class: usize,
+        depot: &Depot<T>,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let c = &self.classes[class];
+        let cached = match c.cap {
+            0 => None,
+            // SAFETY: forwarded from the caller.
+            _ => unsafe { self.with_mags(class, |m| m.refill(class, depot, &c.counters)) },
+        };
+        let item = match cached {
+            Some(item) => item,
+            None => {
+                let item = make()?;
+                c.counters.allocations.bump_local(1);
+                item
+            }
+        };
+        c.counters.gets.bump_local(1);
+        Ok(item)
+    }
+
+    /// Slow path of a release, after [`push_local`](Self::push_local) found the
+    /// loaded magazine full: swap in the previous one, else spill a full
+    /// magazine to the depot, else (depot over its limit) drop a magazine's
+    /// worth of items. Never fails.
+    ///
+    /// # Safety
+    ///
+    /// The caller is this cache's owner.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn push_slow(&self, class: usize, item: T, depot: &Depot<T>) {
+        let c = &self.classes[class];
+        if c.cap == 0 {
+            drop(item);
+            c.counters.discarded.bump_local(1);
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.with_mags(class, |m| m.spill(class, item, c.cap, depot, &c.counters)) };
+        }
+        c.counters.puts.bump_local(1);
+    }
+
+    /// Gives every magazine to the depot (full ones to `full`, within the
+    /// retention limit, the rest as empties) and leaves placeholders, so the
+    /// next access takes the slow path. Used at thread exit.
+    ///
+    /// # Safety
+    ///
+    /// The caller is this cache's owner.
+    pub(crate) unsafe fn flush(&self, depot: &Depot<T>) {
+        for (class, c) in self.classes.iter().enumerate() {
+            // SAFETY: forwarded from the caller.
+            let (loaded, previous) = unsafe {
+                self.with_mags(class, |m| {
+                    (mem::replace(&mut m.loaded, Magazine::none()), mem::replace(&mut m.previous, Magazine::none()))
+                })
+            };
+            for mag in [loaded, previous] {
+                give_back(class, mag, depot, &c.counters);
+            }
+        }
+    }
+
+    /// Drops every cached item (keeping the empty magazines). Used by `trim`.
+    ///
+    /// # Safety
+    ///
+    /// The caller is this cache's owner.
+    pub(crate) unsafe fn drain(&self) {
+        for (class, c) in self.classes.iter().enumerate() {
+            // SAFETY: forwarded from the caller.
+            let n = unsafe { self.with_mags(class, |m| m.loaded.clear() + m.previous.clear()) } as u64;
+            c.counters.discarded.bump_local(n);
+            c.counters.trimmed.bump_local(n);
+        }
+    }
+
+    /// Number of items cached for `class` (for tests and loom models).
+    ///
+    /// # Safety
+    ///
+    /// The caller is this cache's owner.
+    #[allow(dead_code)] // used by unit tests and the loom models
+    pub(crate) unsafe fn cached(&self, class: usize) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.with_mags(class, |m| m.loaded.len() + m.previous.len()) }
+    }
+}
+
+/// Puts `mag` back in the depot: full ones within the limit, otherwise its items
+/// are dropped and it is kept as an empty. Placeholders vanish.
+fn give_back<T: Send>(class: usize, mag: Magazine<T>, depot: &Depot<T>, counters: &ClassCounters) {
+    if mag.capacity() == 0 {
+        return;
+    }
+    let empty = if mag.is_empty() {
+        mag
+    } else {
+        match depot.push_full(class, mag) {
+            Ok(()) => {
+                counters.spills.bump_local(1);
+                return;
+            }
+            Err(mut mag) => {
+                counters.discarded.bump_local(mag.clear() as u64);
+                mag
+            }
+        }
+    };
+    depot.push_empty(class, empty);
+}
+
+impl<T: Send> Mags<T> {
+    /// `loaded` is empty. Returns an item from `previous` or a depot magazine.
+    fn refill(&mut self, class: usize, depot: &Depot<T>, counters: &ClassCounters) -> Option<T> {
+        debug_assert!(self.loaded.is_empty());
+        if self.previous.is_empty() {
+            let full = depot.pop_full(class)?;
+            counters.refills.bump_local(1);
+            // Bonwick: the two empties become one; the other goes to the depot.
+            let spare = mem::replace(&mut self.previous, mem::replace(&mut self.loaded, full));
+            if spare.capacity() > 0 {
+                depot.push_empty(class, spare);
+            }
+        } else {
+            mem::swap(&mut self.loaded, &mut self.previous);
+        }
+        self.assert_valid();
+        self.loaded.pop()
+    }
+
+    /// `loaded` is full (or a placeholder). Makes room and pushes `item`.
+    fn spill(&mut self, class: usize, item: T, cap: usize, depot: &Depot<T>, counters: &ClassCounters) {
+        debug_assert!(self.loaded.is_full());
+        if self.previous.is_empty() && self.previous.capacity() > 0 {
+            mem::swap(&mut self.loaded, &mut self.previous);
+        } else {
+            let spent = mem::replace(&mut self.previous, Magazine::none());
+            let fresh = if spent.capacity() == 0 {
+                obtain_empty(class, cap, depot)
+            } else {
+                match depot.push_full(class, spent) {
+                    Ok(()) => {
+                        counters.spills.bump_local(1);
+                        obtain_empty(class, cap, depot)
+                    }
+                    // Over the retention limit: free the older magazine's items.
+                    Err(mut spent) => {
+                        counters.discarded.bump_local(spent.clear() as u64);
+                        spent
+                    }
+                }
+            };
+            self.previous = mem::replace(&mut self.loaded, fresh);
+        }
+        self.assert_valid();
+        let pushed = self.loaded.push(item);
+        debug_assert!(pushed.is_ok(), "a fresh or swapped-in magazine has room");
+    }
+
+    fn assert_valid(&self) {
+        self.loaded.assert_valid();
+        self.previous.assert_valid();
+    }
+}
+
+fn obtain_empty<T: Send>(class: usize, cap: usize, depot: &Depot<T>) -> Magazine<T> {
+    depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cap))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::stats::Reading;
+
+    fn reading(cache: &ThreadCache<u32>, class: usize) -> Reading {
+        let mut r = Reading::default();
+        r.add_put_side(cache.counters(class));
+        r.add_get_side(cache.counters(class));
+        r
+    }
+
+    #[test]
+    fn hysteresis_keeps_the_depot_out() {
+        let depot = Depot::new([4], usize::MAX);
+        let cache = ThreadCache::new([2]);
+        // SAFETY: this test thread is the only owner.
+        unsafe {
+            for i in 0..4 {
+                if let Err(x) = cache.push_local(0, i) {
+                    cache.push_slow(0, x, &depot);
+                }
+            }
+            // Two magazines of 2 hold all four: flap around the boundary.
+            for _ in 0..100 {
+                let x = match cache.pop_local(0) {
+                    Some(x) => x,
+                    None => cache.pop_slow(0, &depot, || Err::<u32, ()>(())).unwrap(),
+                };
+                if let Err(x) = cache.push_local(0, x) {
+                    cache.push_slow(0, x, &depot);
+                }
+            }
+            assert_eq!(cache.cached(0), 4);
+        }
+        let r = reading(&cache, 0);
+        assert_eq!((r.refills, r.spills, r.allocations), (0, 0, 0));
+        assert_eq!(depot.magazines(0), (0, 0));
+    }
+
+    #[test]
+    fn spill_refill_and_flush() {
+        let depot = Depot::new([4], usize::MAX);
+        let a = ThreadCache::new([2]);
+        let b = ThreadCache::new([2]);
+        // SAFETY: each cache is used by this thread alone.
+        unsafe {
+            for i in 0..7 {
+                if let Err(x) = a.push_local(0, i) {
+                    a.push_slow(0, x, &depot);
+                }
+            }
+            // 7 items, 2 per magazine: [6] loaded, [4, 5] previous, and the
+            // two older full magazines spilled.
+            assert_eq!(a.cached(0), 3);
+            assert_eq!(depot.magazines(0).0, 2);
+            let got = b.pop_slow(0, &depot, || Err::<u32, ()>(())).unwrap();
+            assert!(got < 7);
+            a.flush(&depot);
+            assert_eq!(a.cached(0), 0);
+        }
+        assert_eq!(reading(&a, 0).spills, 4);
+        assert_eq!(reading(&b, 0).refills, 1);
+    }
+
+    #[test]
+    fn limit_discards_and_uncached_classes() {
+        let depot = Depot::new([4, 0], 0); // the depot keeps nothing
+        let cache = ThreadCache::new([1, 0]);
+        // SAFETY: single owner.
+        unsafe {
+            for i in 0..5 {
+                if let Err(x) = cache.push_local(0, i) {
+                    cache.push_slow(0, x, &depot);
+                }
+            }
+            assert_eq!(cache.cached(0), 2);
+            cache.push_slow(1, 9, &depot);
+            let made = cache.pop_slow(1, &depot, || Ok::<u32, ()>(42)).unwrap();
+            assert_eq!(made, 42);
+            cache.drain();
+            assert_eq!(cache.cached(0), 0);
+        }
+        let r0 = reading(&cache, 0);
+        assert_eq!((r0.puts, r0.discarded, r0.trimmed, r0.spills), (5, 5, 2, 0));
+        let r1 = reading(&cache, 1);
+        assert_eq!((r1.gets, r1.puts, r1.allocations, r1.discarded), (1, 1, 1, 1));
+    }
+}
