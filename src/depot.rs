@@ -23,9 +23,13 @@ use crossbeam_epoch::{self as epoch, Atomic, Owned};
 
 use crate::magazine::Magazine;
 use crate::sync::atomic::{
-    AtomicUsize,
+    AtomicUsize, Ordering,
     Ordering::{Acquire, Relaxed, Release},
 };
+
+/// Ordering of the load of `head` in `pop`: Acquire, weakened to Relaxed only
+/// in the loom mutant build that must fail (see `loom-tests/README.md`).
+const OBSERVE: Ordering = if cfg!(magpool_mutant = "depot_pop_relaxed") { Relaxed } else { Acquire };
 
 /// A lock-free stack of values, nodes reclaimed by epoch.
 ///
@@ -74,7 +78,10 @@ impl<M> Stack<M> {
             let head = self.head.load(Relaxed, &guard);
             node.next.store(head, Relaxed);
             // Release: publishes the node and its value; pairs with the Acquire
-            // load of `head` in `pop`.
+            // load of `head` in `pop`. (The SeqCst fence inside `pin()` already
+            // orders the value's writes before this CAS, so loom cannot see a
+            // Relaxed here fail; we keep the Release so the stack does not lean
+            // on crossbeam-epoch's internals.)
             match self.head.compare_exchange(head, node, Release, Relaxed, &guard) {
                 Ok(_) => return,
                 Err(e) => node = e.new,
@@ -88,7 +95,7 @@ impl<M> Stack<M> {
         loop {
             // Acquire: pairs with the Release CAS in `push`, so the node's
             // fields and value are visible before we read them.
-            let head = self.head.load(Acquire, &guard);
+            let head = self.head.load(OBSERVE, &guard);
             // SAFETY: `head` was loaded under `guard`; nodes are only freed by
             // `defer_destroy`, which waits for this guard to be dropped.
             let node = unsafe { head.as_ref() }?;

@@ -1,13 +1,18 @@
 //! magpool's cache/depot machinery, compiled from the crate's own sources so
 //! that loom models can drive it directly.
 //!
-//! The models live in `tests/`; run them with
+//! Run the models with
 //! `RUSTFLAGS="--cfg loom --cfg crossbeam_loom" cargo test -p loom-tests --release`.
-//! The modules below are the very files in `../src`: no copy to drift. Only the
-//! machinery that loom checks is included (no `Pool`, whose per-thread lookup
-//! goes through the `thread_local` crate, which loom cannot see).
+//! The modules below are the very files in `../src` (by `#[path]`): no copy to
+//! drift, and their `pub(crate)` items are reachable from the models in
+//! `src/models/`, which is why the models live in this crate rather than in
+//! `tests/`. Only the machinery that loom checks is included: `Pool` finds its
+//! per-thread caches through the `thread_local` crate, which loom cannot see,
+//! so the models drive explicit per-thread caches against a shared depot.
 #![deny(unsafe_op_in_unsafe_fn)]
-#![allow(dead_code, unreachable_pub)] // the included modules are written for magpool's own use
+// The included modules are written for magpool's own use; not all of their
+// items are used by the models.
+#![allow(dead_code, unreachable_pub)]
 
 #[path = "../../src/depot.rs"]
 mod depot;
@@ -15,7 +20,11 @@ mod depot;
 mod magazine;
 #[path = "../../src/stats.rs"]
 mod stats;
+#[allow(unused_imports)] // the models need no thread_local!
 #[path = "../../src/sync.rs"]
 mod sync;
 #[path = "../../src/thread_cache.rs"]
 mod thread_cache;
+
+#[cfg(all(test, loom))]
+mod models;
