@@ -333,3 +333,94 @@ impl fmt::Debug for Buf<'_> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::io::Write;
+
+    use crate::Pool;
+
+    fn small_pool(zero: bool) -> Pool {
+        Pool::builder().size_classes([16, 64, 256]).magazine_capacity(2).zero_on_release(zero).build().unwrap()
+    }
+
+    #[test]
+    fn reuse_is_zeroed() {
+        let pool = small_pool(true);
+        let mut a = pool.get(40);
+        assert_eq!((a.len(), a.capacity()), (40, 64));
+        a.fill(0xff);
+        let addr = a.as_ptr();
+        drop(a);
+        let b = pool.get(64);
+        assert_eq!(b.as_ptr(), addr, "the same block comes back from the cache");
+        assert!(b.iter().all(|&x| x == 0));
+        assert_eq!(pool.stats().allocations, 1);
+    }
+
+    #[test]
+    fn growth_moves_once_per_class() {
+        let pool = small_pool(true);
+        let mut buf = pool.with_capacity(1);
+        assert_eq!(buf.capacity(), 16);
+        for i in 0..200u8 {
+            buf.push(i);
+        }
+        assert_eq!((buf.len(), buf.capacity()), (200, 256));
+        assert!(buf.iter().enumerate().all(|(i, &x)| x == i as u8));
+        write!(buf, "{}", "x".repeat(100)).unwrap(); // 300 > 256: oversized, exact-or-doubled
+        assert!(buf.is_oversized() && buf.capacity() >= 300);
+        assert_eq!(&buf[200..203], b"xxx");
+        buf.truncate(5);
+        buf.resize(8, 7);
+        assert_eq!(&buf[..], &[0, 1, 2, 3, 4, 7, 7, 7]);
+        drop(buf);
+        let s = pool.stats();
+        assert_eq!((s.in_use, s.gets, s.puts, s.oversized), (0, 4, 4, 1));
+    }
+
+    #[test]
+    fn empty_and_impossible() {
+        let pool = small_pool(true);
+        let e = pool.get(0);
+        assert_eq!((e.len(), e.capacity(), e.is_oversized()), (0, 0, false));
+        drop(e);
+        assert!(pool.try_get(usize::MAX).is_err());
+        assert!(pool.try_with_capacity(isize::MAX as usize).is_err());
+        let s = pool.stats();
+        assert_eq!((s.gets, s.allocations), (0, 0));
+    }
+
+    #[test]
+    fn cross_thread_and_exit() {
+        let pool = small_pool(true);
+        let bufs: Vec<_> = (0..6)
+            .map(|i| {
+                let mut b = pool.get(16);
+                b[0] = i;
+                b
+            })
+            .collect();
+        std::thread::scope(|s| {
+            s.spawn(move || drop(bufs)); // released on another thread, which then exits
+        });
+        let s = pool.stats();
+        assert_eq!((s.in_use, s.puts), (0, 6));
+        // Six releases into magazines of two: the exiting thread flushed its
+        // magazines to the depot, so these gets allocate nothing new.
+        let again: Vec<_> = (0..6).map(|_| pool.get(16)).collect();
+        assert!(again.iter().all(|b| b[0] == 0));
+        assert_eq!(pool.stats().allocations, 6);
+    }
+
+    #[test]
+    fn stale_but_initialised_without_zeroing() {
+        let pool = small_pool(false);
+        let mut a = pool.get(16);
+        a.fill(1);
+        drop(a);
+        let b = pool.get(16);
+        let expected = if cfg!(debug_assertions) { crate::pool::POISON } else { 1 };
+        assert!(b.iter().all(|&x| x == expected), "{b:?}");
+    }
+}

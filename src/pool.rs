@@ -33,7 +33,7 @@ use crate::{Buf, Error};
 
 /// Byte written over released blocks in debug builds when zeroing is off, so
 /// that use-after-release and aliasing bugs show up in tests.
-const POISON: u8 = 0xA5;
+pub(crate) const POISON: u8 = 0xA5;
 
 /// A pool of byte buffers in size classes, with lock-free per-thread caches.
 ///
