@@ -402,7 +402,10 @@ mod tests {
             })
             .collect();
         std::thread::scope(|s| {
-            s.spawn(move || drop(bufs)); // released on another thread, which then exits
+            // Released on another thread, which then exits. Join explicitly:
+            // `scope` alone may return before the thread's TLS destructors
+            // (and so the exit flush) have run; `join` waits for the OS thread.
+            s.spawn(move || drop(bufs)).join().unwrap();
         });
         let s = pool.stats();
         assert_eq!((s.in_use, s.puts), (0, 6));

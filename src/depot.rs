@@ -74,9 +74,13 @@ impl<M> Stack<M> {
         self.len.fetch_add(1, Relaxed);
         let mut node = Owned::new(Node { value: ManuallyDrop::new(value), next: Atomic::null() });
         let guard = epoch::pin();
+        let mut head = self.head.load(Relaxed, &guard);
+        let mut first = true;
         loop {
-            let head = self.head.load(Relaxed, &guard);
-            node.next.store(head, Relaxed);
+            if first || !cfg!(magpool_mutant = "depot_push_stale_next") {
+                node.next.store(head, Relaxed);
+            }
+            first = false;
             // Release: publishes the node and its value; pairs with the Acquire
             // load of `head` in `pop`. (The SeqCst fence inside `pin()` already
             // orders the value's writes before this CAS, so loom cannot see a
@@ -84,25 +88,30 @@ impl<M> Stack<M> {
             // on crossbeam-epoch's internals.)
             match self.head.compare_exchange(head, node, Release, Relaxed, &guard) {
                 Ok(_) => return,
-                Err(e) => node = e.new,
+                Err(e) if cfg!(magpool_mutant = "depot_push_lost_on_conflict") => return drop(e.new),
+                Err(e) => (head, node) = (e.current, e.new),
             }
         }
     }
 
     /// Pops the most recently pushed value. Lock-free.
     pub(crate) fn pop(&self) -> Option<M> {
-        let guard = epoch::pin();
+        #[cfg(not(magpool_mutant = "depot_pop_unpinned"))]
+        let guard = &epoch::pin();
+        // SAFETY: none: this is the mutant that must fail under loom.
+        #[cfg(magpool_mutant = "depot_pop_unpinned")]
+        let guard = unsafe { epoch::unprotected() };
         loop {
             // Acquire: pairs with the Release CAS in `push`, so the node's
             // fields and value are visible before we read them.
-            let head = self.head.load(OBSERVE, &guard);
+            let head = self.head.load(OBSERVE, guard);
             // SAFETY: `head` was loaded under `guard`; nodes are only freed by
             // `defer_destroy`, which waits for this guard to be dropped.
             let node = unsafe { head.as_ref() }?;
-            let next = node.next.load(Relaxed, &guard);
+            let next = node.next.load(Relaxed, guard);
             // Relaxed on success: the Acquire load above already synchronised
             // with the push of `head`, and the node is ours once this succeeds.
-            if self.head.compare_exchange(head, next, Relaxed, Relaxed, &guard).is_ok() {
+            if self.head.compare_exchange(head, next, Relaxed, Relaxed, guard).is_ok() {
                 self.len.fetch_sub(1, Relaxed);
                 // SAFETY: 1. Our CAS unlinked `head`: no other pop can reach it
                 // again, so we are the only one to move `value` out, exactly once.
@@ -175,9 +184,18 @@ impl<T: Send> Depot<T> {
         debug_assert!(!mag.is_empty());
         mag.assert_valid();
         let bytes = self.weight(class, &mag);
-        let reserved = self
-            .retained
-            .fetch_update(Relaxed, Relaxed, |held| held.checked_add(bytes).filter(|&total| total <= self.limit));
+        let reserved = if cfg!(magpool_mutant = "depot_limit_check_then_add") {
+            // The race the CAS loop below avoids: two spills both pass the check.
+            match self.retained.load(Relaxed).checked_add(bytes) {
+                Some(total) if total <= self.limit => Ok(self.retained.fetch_add(bytes, Relaxed)),
+                _ => Err(0),
+            }
+        } else {
+            // A CAS loop, so that concurrent spills can never together exceed
+            // the limit. Relaxed: the counter bounds memory, it publishes nothing.
+            self.retained
+                .fetch_update(Relaxed, Relaxed, |held| held.checked_add(bytes).filter(|&total| total <= self.limit))
+        };
         match reserved {
             Ok(_) => {
                 self.classes[class].full.push(mag);

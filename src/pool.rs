@@ -199,16 +199,12 @@ impl Pool {
     pub fn stats(&self) -> Stats {
         let s = &*self.shared;
         let n = s.classes.len();
-        let mut readings = vec![Reading::default(); n + 1];
-        // Puts before gets: see the invariants of `stats.rs`.
-        for (class, r) in readings.iter_mut().enumerate() {
-            s.slots.iter().for_each(|slot| r.add_put_side(slot.cache.counters(class)));
-            r.add_put_side(&s.remote[class]);
-        }
-        for (class, r) in readings.iter_mut().enumerate() {
-            s.slots.iter().for_each(|slot| r.add_get_side(slot.cache.counters(class)));
-            r.add_get_side(&s.remote[class]);
-        }
+        // Per class, every put side before any get side (see `Reading::sum`).
+        let readings: Vec<Reading> = (0..=n)
+            .map(|class| {
+                Reading::sum(|| s.slots.iter().map(|slot| slot.cache.counters(class)).chain([&s.remote[class]]))
+            })
+            .collect();
         let classes =
             (0..n).map(|c| ClassStats::from_reading(s.classes.size(c), readings[c], s.depot.magazines(c))).collect();
         let oversized = ClassStats::from_reading(0, readings[n], (0, 0));

@@ -81,6 +81,25 @@ pub(crate) struct Reading {
 }
 
 impl Reading {
+    /// Sums counter sets the one safe way: every put side, then every get side.
+    /// (Reading gets first could count a put whose get it missed: `in_use`
+    /// would go negative. The loom mutant `stats_gets_first` does exactly that.)
+    /// `sets` is called twice and must yield the same counter sets each time.
+    pub(crate) fn sum<'a, I>(sets: impl Fn() -> I) -> Reading
+    where
+        I: Iterator<Item = &'a ClassCounters>,
+    {
+        let mut r = Reading::default();
+        if cfg!(magpool_mutant = "stats_gets_first") {
+            sets().for_each(|c| r.add_get_side(c));
+            sets().for_each(|c| r.add_put_side(c));
+        } else {
+            sets().for_each(|c| r.add_put_side(c));
+            sets().for_each(|c| r.add_get_side(c));
+        }
+        r
+    }
+
     /// Adds the "put side" of `c` (everything but gets and allocations).
     pub(crate) fn add_put_side(&mut self, c: &ClassCounters) {
         self.puts = self.puts.wrapping_add(c.puts.get());

@@ -1,12 +1,16 @@
-//! Model 1: one thread spills full magazines while another refills from the
-//! same class.
+//! Models 1, 3 and 5: the depot's stacks under spill, refill, reclamation,
+//! trim and the retention limit.
 
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{acquire, assert_exactly_once, drain_ids, model, release, warm_cache, Item};
+use super::{acquire, assert_exactly_once, collect, drain_ids, full_cache, model, release, warm_cache, Item};
 use crate::depot::Depot;
+use crate::depot::Stack;
+use crate::stats::Reading;
 
+/// Model 1: one thread spills a full magazine while another refills from the
+/// same class.
 #[test]
 fn spill_races_refill() {
     model("spill_races_refill", || {
@@ -52,5 +56,88 @@ fn spill_races_refill() {
         ids.extend(got);
         assert_exactly_once(ids, 3);
         assert_eq!(depot.retained_bytes(), 0);
+    });
+}
+
+/// Model 3: the depot's empty-magazine stack under concurrent push and pop.
+/// Nodes are reclaimed by epoch: a popped node must not be freed while the
+/// other thread may still read it.
+#[test]
+fn stack_push_pop_reclaims() {
+    model("stack_push_pop_reclaims", || {
+        let stack = Arc::new(Stack::new());
+        stack.push(Item::new(0));
+        stack.push(Item::new(1));
+
+        let popper = {
+            let stack = stack.clone();
+            thread::spawn(move || {
+                let a = stack.pop().map(|i| i.check());
+                let b = stack.pop().map(|i| i.check());
+                [a, b]
+            })
+        };
+        let cycler = {
+            let stack = stack.clone();
+            thread::spawn(move || {
+                let got = stack.pop();
+                stack.push(Item::new(2));
+                got.map(|i| i.check())
+            })
+        };
+        let mut ids: Vec<u32> = popper.join().unwrap().into_iter().flatten().collect();
+        ids.extend(cycler.join().unwrap());
+        while let Some(item) = stack.pop() {
+            ids.push(item.check());
+        }
+        assert_exactly_once(ids, 3);
+        assert_eq!(stack.len(), 0);
+    });
+}
+
+/// Model 5: two threads spill against a retention limit of one item while one
+/// of them also trims the depot. The depot never holds more than the limit,
+/// and every item is cached, in the depot, or freed (counted), exactly once.
+#[test]
+fn trim_and_limit_race_spill() {
+    model("trim_and_limit_race_spill", || {
+        const LIMIT: usize = 1; // items weigh 1 byte
+        let depot = Arc::new(Depot::new([1], LIMIT));
+        let (a, b) = (full_cache(&depot, 0, 1), full_cache(&depot, 2, 3));
+
+        let spill = |cache: crate::thread_cache::ThreadCache<Item>, id: u32, trim: bool| {
+            let depot = depot.clone();
+            thread::spawn(move || {
+                // SAFETY: this thread owns `cache`.
+                unsafe { release(&cache, &depot, Item::new(id)) };
+                assert!(depot.retained_bytes() <= LIMIT, "depot holds {} > {LIMIT}", depot.retained_bytes());
+                let trimmed = if trim { depot.drain(0) } else { 0 };
+                (cache, trimmed)
+            })
+        };
+        let a = spill(a, 4, false);
+        let b = spill(b, 5, true);
+        let (a, _) = a.join().unwrap();
+        let (b, trimmed) = b.join().unwrap();
+        let mut freed = trimmed;
+        for cache in [&a, &b] {
+            let mut r = Reading::default();
+            r.add_put_side(cache.counters(0));
+            freed += r.discarded;
+        }
+        // SAFETY: joined: this thread owns both caches. The depot has room for
+        // one item, so collect through a depot with no limit.
+        let ids = unsafe {
+            let all = Depot::new([1], usize::MAX);
+            let mut ids = drain_ids(&depot);
+            ids.extend(collect(&all, &[&a, &b]));
+            ids
+        };
+        let found = ids.len() as u64;
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len() as u64, found, "no item twice: {ids:?}");
+        assert_eq!(found + freed, 6, "found {ids:?}, freed {freed}");
     });
 }

@@ -3,6 +3,8 @@
 //! or freed), none twice, none lost.
 
 mod depot;
+mod stats;
+mod thread_cache;
 
 use loom::cell::UnsafeCell;
 
@@ -16,9 +18,15 @@ const DEFAULT_PREEMPTIONS: usize = 2;
 /// Runs `f` under loom with a bounded number of preemptions and prints how
 /// many interleavings were explored.
 pub(crate) fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    model_bounded(name, DEFAULT_PREEMPTIONS, f)
+}
+
+/// [`model`] with its own default preemption bound (three-thread models need a
+/// lower one to finish in seconds).
+pub(crate) fn model_bounded(name: &str, preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(DEFAULT_PREEMPTIONS);
+        builder.preemption_bound = Some(preemptions);
     }
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = runs.clone();
@@ -119,4 +127,31 @@ pub(crate) fn warm_cache(depot: &Depot<Item>) -> ThreadCache<Item> {
         assert_eq!(cache.cached(0), 0);
     }
     cache
+}
+
+/// A cache whose two one-item magazines are both full, holding `a` (previous)
+/// and `b` (loaded): its next release spills a magazine to the depot.
+pub(crate) fn full_cache(depot: &Depot<Item>, a: u32, b: u32) -> ThreadCache<Item> {
+    let cache = ThreadCache::new([1]);
+    // SAFETY: the calling thread owns `cache`.
+    unsafe {
+        release(&cache, depot, Item::new(a));
+        release(&cache, depot, Item::new(b));
+        assert_eq!(cache.cached(0), 2);
+    }
+    cache
+}
+
+/// Flushes `cache` into `depot` (the caller owns it), then drains the depot
+/// and returns every id found, payloads checked.
+///
+/// # Safety
+///
+/// The calling thread owns `cache`.
+pub(crate) unsafe fn collect(depot: &Depot<Item>, caches: &[&ThreadCache<Item>]) -> Vec<u32> {
+    for cache in caches {
+        // SAFETY: forwarded from the caller.
+        unsafe { cache.flush(depot) };
+    }
+    drain_ids(depot)
 }
