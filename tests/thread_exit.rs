@@ -253,3 +253,49 @@ fn churn() {
     let most = (0..40).map(|j| 1 + 100 * j).filter(|&len| len <= 512).count() as u64;
     assert!(s.classes[0].allocations <= most + 32, "512 B buffers reused across threads: {s:?}");
 }
+
+/// A pool owned by a thread-local, dropped during thread teardown.
+struct LocalPool {
+    pool: Option<Pool>,
+    report: Option<Report>,
+}
+
+impl Drop for LocalPool {
+    fn drop(&mut self) {
+        let result = catch_unwind(AssertUnwindSafe(|| drop(self.pool.take())));
+        if let Some(report) = &self.report {
+            report.lock().unwrap().push(if result.is_ok() { "ok" } else { "panicked" }.to_string());
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL_POOL: RefCell<LocalPool> = const { RefCell::new(LocalPool { pool: None, report: None }) };
+}
+
+/// A pool in a thread-local, used by its thread and dropped when the thread
+/// exits: before the thread's exit flush runs (the flush then finds the pool
+/// gone) or after it (the flush fills the depot the pool then frees).
+#[test]
+fn thread_local_pool() {
+    for pool_first in [true, false] {
+        let report = Report::default();
+        let r = Arc::clone(&report);
+        std::thread::spawn(move || {
+            if !pool_first {
+                drop(magpool::get(100)); // the exit flush is registered first
+            }
+            LOCAL_POOL.with(|l| {
+                let mut l = l.borrow_mut();
+                l.report = Some(r);
+                let pool = l.pool.insert(Pool::new());
+                let bufs: Vec<Buf<'_>> = (0..100).map(|i| pool.get(1 + 1000 * i)).collect();
+                drop(bufs);
+                assert!(pool.stats().retained_bytes > 0);
+            });
+        })
+        .join()
+        .unwrap();
+        assert_eq!(*report.lock().unwrap(), ["ok"], "pool created first: {pool_first}");
+    }
+}
