@@ -23,7 +23,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use magpool::{Pool, DEFAULT_MAGAZINE_CAPACITY, DEFAULT_SIZE_CLASSES};
@@ -36,6 +36,9 @@ struct Counting;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+/// Armed threads' requests above this many bytes fail (return null).
+static REFUSE_ABOVE: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static DEALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -133,6 +136,9 @@ impl Ledger {
 // unchanged; the bookkeeping around it neither allocates nor touches the memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if refused(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { System.alloc(layout) };
         on_alloc(ptr, layout);
@@ -140,6 +146,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if refused(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: forwarded from the caller.
         let ptr = unsafe { System.alloc_zeroed(layout) };
         on_alloc(ptr, layout);
@@ -156,6 +165,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if refused(new_size) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: forwarded from the caller.
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
@@ -169,6 +181,11 @@ unsafe impl GlobalAlloc for Counting {
         }
         new
     }
+}
+
+/// Whether to fail a request of `size` bytes, as an exhausted allocator would.
+fn refused(size: usize) -> bool {
+    size > REFUSE_ABOVE.load(Relaxed) && armed()
 }
 
 fn on_alloc(ptr: *mut u8, layout: Layout) {
@@ -558,4 +575,52 @@ fn drop_frees_every_byte() {
     let r = ledger.read();
     assert_eq!(r.all, (0, 0), "allocations still live (size, align): {:?}", ledger.live());
     assert_eq!((r.unknown_block_frees, r.wrong_layout_frees, r.overflow), (0, 0, 0));
+}
+
+/// Makes armed threads' allocations above `bytes` fail while it lives.
+struct Refuse;
+
+impl Refuse {
+    fn above(bytes: usize) -> Refuse {
+        REFUSE_ABOVE.store(bytes, Relaxed);
+        Refuse
+    }
+}
+
+impl Drop for Refuse {
+    fn drop(&mut self) {
+        REFUSE_ABOVE.store(usize::MAX, Relaxed);
+    }
+}
+
+/// When the allocator fails, `try_get` and `try_reserve` return
+/// `AllocationFailed` and change nothing, `io::Write` reports `OutOfMemory`,
+/// and oversized growth that cannot double settles for the exact size.
+#[test]
+fn allocation_failure() {
+    let _serial = serial();
+    const MIB: usize = 1 << 20;
+    let pool = Pool::new();
+    let big = vec![3u8; 41 * MIB];
+    let mut buf = pool.with_capacity(24 * MIB);
+    buf.resize(24 * MIB, 1);
+    let before = pool.stats();
+
+    let _armed = Armed::on();
+    let _refuse = Refuse::above(40 * MIB);
+    let err = pool.try_get(41 * MIB).unwrap_err();
+    assert_eq!(err, magpool::Error::AllocationFailed { size: 41 * MIB });
+    assert!(err.to_string().contains(&(41 * MIB).to_string()), "{err}");
+    assert_eq!(pool.try_with_capacity(41 * MIB).unwrap_err(), err);
+    assert_eq!(buf.try_reserve(17 * MIB).unwrap_err(), magpool::Error::AllocationFailed { size: 41 * MIB });
+    let io = std::io::Write::write(&mut buf, &big).unwrap_err();
+    assert_eq!(io.kind(), std::io::ErrorKind::OutOfMemory);
+    assert_eq!((buf.len(), buf.capacity(), buf[24 * MIB - 1]), (24 * MIB, 24 * MIB, 1), "unchanged");
+    assert_eq!(pool.stats(), before, "failed requests change nothing");
+
+    // Doubling to 48 MiB fails; growth falls back to exactly what is needed.
+    buf.push(2);
+    assert_eq!((buf.len(), buf.capacity()), (24 * MIB + 1, 24 * MIB + 1));
+    assert_eq!((buf[0], buf[24 * MIB - 1], buf[24 * MIB]), (1, 1, 2));
+    assert!(buf.is_oversized());
 }
