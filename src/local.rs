@@ -1,4 +1,4 @@
-//! Thread identity and thread-exit hooks for the pools a thread has touched.
+//! The registry of live pools, thread identity, and thread-exit hooks.
 //!
 //! `thread_local::ThreadLocal` keeps a pool's per-thread slots alive until the
 //! pool drops and hands a dead thread's slot to the next thread that gets the
@@ -7,8 +7,14 @@
 //! the thread's thread-locals are destroyed, asks every live pool it touched to
 //! flush this thread's magazines to the depot.
 //!
+//! Hooks name pools by id, and only the registry holds a `Weak` to each live
+//! pool, removed when the pool drops: a thread that used a pool keeps nothing
+//! of it alive, not even the `Arc`'s allocation.
+//!
 //! # Invariants
 //!
+//! - `LIVE` maps the id of every pool that has not begun dropping to a `Weak`
+//!   of its shared state; ids are never reused.
 //! - `SERIAL` is 0 until the thread first registers, then a unique non-zero
 //!   number, then [`EXITING`] once the hook has started running.
 //! - A pool is flushed at exit only through `ThreadLocal::get`, which returns
@@ -22,7 +28,10 @@
 #![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
-use std::sync::Weak;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use once_cell::sync::Lazy;
 
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::thread_local;
@@ -38,22 +47,51 @@ pub(crate) trait ExitFlush: Send + Sync {
 pub(crate) const EXITING: u64 = u64::MAX;
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
+
+/// Every live pool, by id. Locked only when a pool is made or dropped, when a
+/// thread first uses a pool, at thread exit, and by the metrics collector.
+static LIVE: Lazy<Mutex<HashMap<u64, Weak<dyn ExitFlush>>>> = Lazy::new(Default::default);
+
+fn live() -> std::sync::MutexGuard<'static, HashMap<u64, Weak<dyn ExitFlush>>> {
+    // Nothing panics while holding the lock, and the map is valid at every
+    // step anyway: a poisoned lock is safe to keep using.
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Enters a new pool in the registry; returns its id.
+pub(crate) fn add_pool(pool: Weak<dyn ExitFlush>) -> u64 {
+    let id = NEXT_POOL.fetch_add(1, Relaxed);
+    live().insert(id, pool);
+    id
+}
+
+/// Removes a dropping pool: from now on no hook or collector reaches it.
+pub(crate) fn remove_pool(id: u64) {
+    live().remove(&id);
+}
+
+/// The pool with this id, if it is still alive. The `Arc` keeps it alive for
+/// as long as the caller holds it, even if its `Pool` drops meanwhile.
+pub(crate) fn find_pool(id: u64) -> Option<Arc<dyn ExitFlush>> {
+    live().get(&id).and_then(Weak::upgrade)
+}
 
 thread_local! {
     static SERIAL: Cell<u64> = const { Cell::new(0) };
     static HOOK: ExitHook = const { ExitHook { pools: RefCell::new(Vec::new()) } };
 }
 
-/// Holds the pools this thread registered with; flushes them on drop.
+/// Holds the ids of the pools this thread registered with; flushes them on drop.
 struct ExitHook {
-    pools: RefCell<Vec<Weak<dyn ExitFlush>>>,
+    pools: RefCell<Vec<u64>>,
 }
 
 impl Drop for ExitHook {
     fn drop(&mut self) {
         let serial = SERIAL.with(|s| s.replace(EXITING));
-        for pool in self.pools.take() {
-            if let Some(pool) = pool.upgrade() {
+        for id in self.pools.take() {
+            if let Some(pool) = find_pool(id) {
                 pool.flush_at_exit(serial);
             }
         }
@@ -67,10 +105,10 @@ pub(crate) fn serial() -> u64 {
     SERIAL.with(Cell::get)
 }
 
-/// Registers `pool` to be flushed when this thread exits; returns this thread's
-/// serial, or `None` when the thread is already exiting (the caller then works
-/// without a cache).
-pub(crate) fn register(pool: Weak<dyn ExitFlush>) -> Option<u64> {
+/// Registers pool `id` to be flushed when this thread exits; returns this
+/// thread's serial, or `None` when the thread is already exiting (the caller
+/// then works without a cache).
+pub(crate) fn register(id: u64) -> Option<u64> {
     if serial() == EXITING {
         return None;
     }
@@ -84,8 +122,12 @@ pub(crate) fn register(pool: Weak<dyn ExitFlush>) -> Option<u64> {
             known => known,
         };
         let mut pools = hook.pools.borrow_mut();
-        pools.retain(|p| p.strong_count() > 0);
-        pools.push(pool);
+        if pools.len() >= 8 && pools.len().is_power_of_two() {
+            // Forget dropped pools now and then: amortised O(1) per register.
+            let live = live();
+            pools.retain(|id| live.contains_key(id));
+        }
+        pools.push(id);
         serial
     })
     .ok()

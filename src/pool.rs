@@ -17,7 +17,7 @@
 //! Called by [`Buf`] (release, growth) and by users.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use thread_local::ThreadLocal;
 
@@ -57,6 +57,8 @@ pub(crate) const POISON: u8 = 0xA5;
 /// ```
 pub struct Pool {
     shared: Arc<Shared>,
+    /// This pool's entry in the registry of live pools (`local.rs`).
+    id: u64,
 }
 
 struct Shared {
@@ -99,17 +101,17 @@ impl Pool {
         let n = config.classes.len();
         let caps: Box<[usize]> = config.caps.iter().copied().chain([0]).collect();
         let item_bytes = config.classes.sizes().iter().copied().chain([0]);
-        Pool {
-            shared: Arc::new(Shared {
-                depot: Depot::new(item_bytes, config.max_retained_bytes),
-                zero_on_release: config.zero_on_release,
-                max_retained_bytes: config.max_retained_bytes,
-                caps,
-                slots: ThreadLocal::new(),
-                remote: (0..=n).map(|_| ClassCounters::default()).collect(),
-                classes: config.classes,
-            }),
-        }
+        let shared = Arc::new(Shared {
+            depot: Depot::new(item_bytes, config.max_retained_bytes),
+            zero_on_release: config.zero_on_release,
+            max_retained_bytes: config.max_retained_bytes,
+            caps,
+            slots: ThreadLocal::new(),
+            remote: (0..=n).map(|_| ClassCounters::default()).collect(),
+            classes: config.classes,
+        });
+        let weak: Weak<dyn ExitFlush> = Arc::downgrade(&shared) as Weak<Shared>;
+        Pool { id: local::add_pool(weak), shared }
     }
 
     /// A buffer of `len` bytes: zeroes with the default
@@ -317,8 +319,7 @@ impl Pool {
         let slot =
             s.slots.get_or(|| Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(0) });
         if serial == 0 || slot.owner.load(Relaxed) != serial {
-            let weak = Arc::downgrade(&self.shared);
-            let serial = local::register(weak)?;
+            let serial = local::register(self.id)?;
             slot.owner.store(serial, Relaxed);
         }
         Some(slot)
@@ -347,6 +348,16 @@ pub(crate) fn fail(e: Error) -> ! {
             Err(_) => panic!("magpool: {e}"),
         },
         _ => panic!("capacity overflow: {e}"),
+    }
+}
+
+impl Drop for Pool {
+    /// Leaves the registry, so that no thread-exit hook reaches the pool, then
+    /// frees everything: every thread's cache (through `ThreadLocal`'s drop)
+    /// and the depot. A hook that found the pool just before keeps it alive
+    /// until its flush ends, and the last of them frees it.
+    fn drop(&mut self) {
+        local::remove_pool(self.id);
     }
 }
 
