@@ -1,0 +1,35 @@
+//! Harnesses shared by the fuzz targets and their regression tests.
+
+pub mod ops;
+
+#[cfg(test)]
+mod tests {
+    use crate::ops::{run, Op};
+
+    /// Regression programs: each one reaches a path a bug once hid in (or
+    /// could), so `cargo test` replays it on every change.
+    #[test]
+    fn truncate_then_release_then_reuse_whole_block() {
+        run(&[
+            Op::Get { thread: 0, len: 100, whole: false },
+            Op::Write { buf: 0, seed: 7 },
+            Op::Truncate { buf: 0, len: 10 },
+            Op::Release { thread: 0, buf: 0 },
+            Op::Get { thread: 0, len: 100, whole: true },
+        ]);
+    }
+
+    #[test]
+    fn growth_across_threads_then_flush_and_trim() {
+        run(&[
+            Op::WithCapacity { thread: 0, capacity: 10 },
+            Op::Append { thread: 1, buf: 0, len: 300, seed: 1 },
+            Op::Append { thread: 0, buf: 0, len: 900, seed: 2 },
+            Op::Release { thread: 1, buf: 0 },
+            Op::Flush { thread: 1 },
+            Op::Get { thread: 0, len: 1500, whole: true },
+            Op::Trim { thread: 0 },
+            Op::Release { thread: 0, buf: 0 },
+        ]);
+    }
+}
