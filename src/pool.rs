@@ -18,6 +18,8 @@
 
 use std::fmt;
 use std::sync::Arc;
+#[cfg(feature = "metrics")]
+use std::sync::Weak;
 
 use thread_local::ThreadLocal;
 
@@ -59,7 +61,9 @@ pub struct Pool {
     shared: Arc<Shared>,
 }
 
-struct Shared {
+/// What a [`Pool`] owns; `Pool` is a strong handle on it, observers hold
+/// `Weak` ones.
+pub(crate) struct Shared {
     classes: SizeClasses,
     zero_on_release: bool,
     max_retained_bytes: usize,
@@ -93,6 +97,13 @@ impl Pool {
     /// A [`Builder`] with the defaults, to configure a pool.
     pub fn builder() -> Builder {
         Builder::default()
+    }
+
+    /// A handle on the pool's state that does not keep it alive: for observers
+    /// such as the metrics collector, which must let the pool drop.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn downgrade(&self) -> Weak<Shared> {
+        Arc::downgrade(&self.shared)
     }
 
     pub(crate) fn from_config(config: Config) -> Pool {
@@ -197,22 +208,7 @@ impl Pool {
     /// Cost: reads every thread's counters (O(threads × classes)); nothing on
     /// the get/release path is shared or slowed by it.
     pub fn stats(&self) -> Stats {
-        let s = &*self.shared;
-        let n = s.classes.len();
-        let mut readings = vec![Reading::default(); n + 1];
-        // Puts before gets: see the invariants of `stats.rs`.
-        for (class, r) in readings.iter_mut().enumerate() {
-            s.slots.iter().for_each(|slot| r.add_put_side(slot.cache.counters(class)));
-            r.add_put_side(&s.remote[class]);
-        }
-        for (class, r) in readings.iter_mut().enumerate() {
-            s.slots.iter().for_each(|slot| r.add_get_side(slot.cache.counters(class)));
-            r.add_get_side(&s.remote[class]);
-        }
-        let classes =
-            (0..n).map(|c| ClassStats::from_reading(s.classes.size(c), readings[c], s.depot.magazines(c))).collect();
-        let oversized = ClassStats::from_reading(0, readings[n], (0, 0));
-        Stats::from_classes(classes, oversized, s.depot.retained_bytes())
+        self.shared.stats()
     }
 
     /// Frees what the depot and the calling thread's cache hold (other threads'
@@ -326,6 +322,29 @@ impl Pool {
             slot.owner.store(serial, Relaxed);
         }
         Some(slot)
+    }
+}
+
+impl Shared {
+    /// The body of [`Pool::stats`], reachable without a `Pool` (the metrics
+    /// collector holds only a `Weak<Shared>`).
+    pub(crate) fn stats(&self) -> Stats {
+        let s = self;
+        let n = s.classes.len();
+        let mut readings = vec![Reading::default(); n + 1];
+        // Puts before gets: see the invariants of `stats.rs`.
+        for (class, r) in readings.iter_mut().enumerate() {
+            s.slots.iter().for_each(|slot| r.add_put_side(slot.cache.counters(class)));
+            r.add_put_side(&s.remote[class]);
+        }
+        for (class, r) in readings.iter_mut().enumerate() {
+            s.slots.iter().for_each(|slot| r.add_get_side(slot.cache.counters(class)));
+            r.add_get_side(&s.remote[class]);
+        }
+        let classes =
+            (0..n).map(|c| ClassStats::from_reading(s.classes.size(c), readings[c], s.depot.magazines(c))).collect();
+        let oversized = ClassStats::from_reading(0, readings[n], (0, 0));
+        Stats::from_classes(classes, oversized, s.depot.retained_bytes())
     }
 }
 
