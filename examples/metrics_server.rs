@@ -126,7 +126,10 @@ fn serve(server: &Server, registry: &Registry, deadline: Option<Instant>) {
         match server.recv_timeout(Duration::from_millis(100)) {
             Ok(Some(request)) => respond(request, registry),
             Ok(None) => {}
-            Err(e) => eprintln!("metrics_server: accept failed: {e}"),
+            Err(e) => {
+                eprintln!("metrics_server: the server stopped accepting: {e}");
+                return;
+            }
         }
     }
 }
