@@ -82,6 +82,14 @@
 //! `cargo bench` runs the criterion benchmarks in `benches/` (the hot path at
 //! 512 B, 4 KiB, 64 KiB and 1 MiB beside `vec![0; n]`); the README quotes the
 //! medians measured on the development machine.
+//!
+//! # Feature flags
+//!
+//! - `metrics` (default): [`Pool::register_metrics`], which exports a pool's
+//!   [`Stats`] to a [`prometheus-client`](https://docs.rs/prometheus-client)
+//!   0.25 registry, per size class, read at scrape time (nothing changes on
+//!   the get/release path). `examples/metrics_server.rs` serves them over
+//!   HTTP. Without it, magpool has no Prometheus dependency.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -92,6 +100,8 @@ mod depot;
 mod error;
 mod local;
 mod magazine;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod pool;
 mod size_class;
 mod stats;

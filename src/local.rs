@@ -36,11 +36,15 @@ use once_cell::sync::Lazy;
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::thread_local;
 
-/// What a pool does when a thread that used it exits.
-pub(crate) trait ExitFlush: Send + Sync {
+/// What the registry can ask of a live pool.
+pub(crate) trait LivePool: Send + Sync {
     /// Flushes the calling thread's cache, if the slot is still registered to
-    /// thread `serial`.
+    /// thread `serial`. Called by the thread's exit hook.
     fn flush_at_exit(&self, serial: u64);
+
+    /// The pool's counters (for observers that hold only its id).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))] // the collector is the one observer
+    fn stats(&self) -> crate::Stats;
 }
 
 /// `SERIAL` of a thread whose exit hook has started.
@@ -51,16 +55,16 @@ static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 
 /// Every live pool, by id. Locked only when a pool is made or dropped, when a
 /// thread first uses a pool, at thread exit, and by the metrics collector.
-static LIVE: Lazy<Mutex<HashMap<u64, Weak<dyn ExitFlush>>>> = Lazy::new(Default::default);
+static LIVE: Lazy<Mutex<HashMap<u64, Weak<dyn LivePool>>>> = Lazy::new(Default::default);
 
-fn live() -> std::sync::MutexGuard<'static, HashMap<u64, Weak<dyn ExitFlush>>> {
+fn live() -> std::sync::MutexGuard<'static, HashMap<u64, Weak<dyn LivePool>>> {
     // Nothing panics while holding the lock, and the map is valid at every
     // step anyway: a poisoned lock is safe to keep using.
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Enters a new pool in the registry; returns its id.
-pub(crate) fn add_pool(pool: Weak<dyn ExitFlush>) -> u64 {
+pub(crate) fn add_pool(pool: Weak<dyn LivePool>) -> u64 {
     let id = NEXT_POOL.fetch_add(1, Relaxed);
     live().insert(id, pool);
     id
@@ -73,7 +77,7 @@ pub(crate) fn remove_pool(id: u64) {
 
 /// The pool with this id, if it is still alive. The `Arc` keeps it alive for
 /// as long as the caller holds it, even if its `Pool` drops meanwhile.
-pub(crate) fn find_pool(id: u64) -> Option<Arc<dyn ExitFlush>> {
+pub(crate) fn find_pool(id: u64) -> Option<Arc<dyn LivePool>> {
     live().get(&id).and_then(Weak::upgrade)
 }
 

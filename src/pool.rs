@@ -24,7 +24,7 @@ use thread_local::ThreadLocal;
 use crate::block::Block;
 use crate::builder::{Builder, Config};
 use crate::depot::Depot;
-use crate::local::{self, ExitFlush};
+use crate::local::{self, LivePool};
 use crate::size_class::SizeClasses;
 use crate::stats::{ClassCounters, ClassStats, Reading, Stats};
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -61,6 +61,8 @@ pub struct Pool {
     id: u64,
 }
 
+/// What a [`Pool`] owns. `Pool` holds the one lasting strong reference; the
+/// registry of live pools holds the only `Weak` one (`local.rs`).
 struct Shared {
     classes: SizeClasses,
     zero_on_release: bool,
@@ -97,6 +99,13 @@ impl Pool {
         Builder::default()
     }
 
+    /// This pool's id in the registry of live pools: observers such as the
+    /// metrics collector hold it instead of a reference, so the pool can drop.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     pub(crate) fn from_config(config: Config) -> Pool {
         let n = config.classes.len();
         let caps: Box<[usize]> = config.caps.iter().copied().chain([0]).collect();
@@ -110,7 +119,7 @@ impl Pool {
             remote: (0..=n).map(|_| ClassCounters::default()).collect(),
             classes: config.classes,
         });
-        let weak: Weak<dyn ExitFlush> = Arc::downgrade(&shared) as Weak<Shared>;
+        let weak: Weak<dyn LivePool> = Arc::downgrade(&shared) as Weak<Shared>;
         Pool { id: local::add_pool(weak), shared }
     }
 
@@ -199,18 +208,7 @@ impl Pool {
     /// Cost: reads every thread's counters (O(threads × classes)); nothing on
     /// the get/release path is shared or slowed by it.
     pub fn stats(&self) -> Stats {
-        let s = &*self.shared;
-        let n = s.classes.len();
-        // Per class, every put side before any get side (see `Reading::sum`).
-        let readings: Vec<Reading> = (0..=n)
-            .map(|class| {
-                Reading::sum(|| s.slots.iter().map(|slot| slot.cache.counters(class)).chain([&s.remote[class]]))
-            })
-            .collect();
-        let classes =
-            (0..n).map(|c| ClassStats::from_reading(s.classes.size(c), readings[c], s.depot.magazines(c))).collect();
-        let oversized = ClassStats::from_reading(0, readings[n], (0, 0));
-        Stats::from_classes(classes, oversized, s.depot.retained_bytes())
+        self.shared.stats()
     }
 
     /// Frees what the depot and the calling thread's cache hold (other threads'
@@ -326,7 +324,26 @@ impl Pool {
     }
 }
 
-impl ExitFlush for Shared {
+impl Shared {
+    /// The body of [`Pool::stats`], reachable without a `Pool` through the
+    /// registry of live pools (`LivePool::stats`).
+    fn stats(&self) -> Stats {
+        let s = self;
+        let n = s.classes.len();
+        // Per class, every put side before any get side (see `Reading::sum`).
+        let readings: Vec<Reading> = (0..=n)
+            .map(|class| {
+                Reading::sum(|| s.slots.iter().map(|slot| slot.cache.counters(class)).chain([&s.remote[class]]))
+            })
+            .collect();
+        let classes =
+            (0..n).map(|c| ClassStats::from_reading(s.classes.size(c), readings[c], s.depot.magazines(c))).collect();
+        let oversized = ClassStats::from_reading(0, readings[n], (0, 0));
+        Stats::from_classes(classes, oversized, s.depot.retained_bytes())
+    }
+}
+
+impl LivePool for Shared {
     fn flush_at_exit(&self, serial: u64) {
         if let Some(slot) = self.slots.get() {
             if slot.owner.load(Relaxed) == serial {
@@ -334,6 +351,10 @@ impl ExitFlush for Shared {
                 unsafe { slot.cache.flush(&self.depot) };
             }
         }
+    }
+
+    fn stats(&self) -> Stats {
+        Shared::stats(self)
     }
 }
 
