@@ -7,7 +7,8 @@
 //! # Invariants
 //!
 //! - A buffer from [`Buffers::with_capacity`] is empty and holds at least the
-//!   requested capacity without moving.
+//!   requested capacity without moving; one from [`Buffers::zeroed`] holds
+//!   exactly the requested number of zero bytes.
 //!
 //! Used by the codec (records and batches), the segment writer (index
 //! entries), the reader (fetches, index files) and the workload.
@@ -60,6 +61,9 @@ pub(crate) trait Buffers: Sync {
 
     /// An empty buffer with room for at least `capacity` bytes.
     fn with_capacity(&self, capacity: usize) -> Self::Buf<'_>;
+
+    /// A buffer of `len` zero bytes, to read into.
+    fn zeroed(&self, len: usize) -> Self::Buf<'_>;
 }
 
 impl Buffers for Pool {
@@ -67,6 +71,12 @@ impl Buffers for Pool {
 
     fn with_capacity(&self, capacity: usize) -> Buf<'_> {
         Pool::with_capacity(self, capacity)
+    }
+
+    /// `get`: with zeroing on release (the default) the block is already
+    /// zero, so nothing is written here.
+    fn zeroed(&self, len: usize) -> Buf<'_> {
+        self.get(len)
     }
 }
 
@@ -79,6 +89,12 @@ impl Buffers for Heap {
 
     fn with_capacity(&self, capacity: usize) -> Vec<u8> {
         Vec::with_capacity(capacity)
+    }
+
+    /// `vec![0; len]`: one `alloc_zeroed`, which the allocator may serve
+    /// with fresh zero pages.
+    fn zeroed(&self, len: usize) -> Vec<u8> {
+        vec![0; len]
     }
 }
 

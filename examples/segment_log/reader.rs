@@ -157,8 +157,7 @@ impl<'s, S: Buffers> Reader<'s, S> {
         position: u64,
         header: BatchHeader,
     ) -> Result<Fetch<'r, S::Buf<'s>>, LogError> {
-        let mut payload = self.bufs.with_capacity(header.payload_len as usize);
-        payload.resize_zeroed(header.payload_len as usize);
+        let mut payload = self.bufs.zeroed(header.payload_len as usize);
         seg.file
             .read_exact_at(&mut payload, position + BATCH_HEADER_LEN as u64)
             .map_err(LogError::io("read", &seg.path))?;
@@ -212,8 +211,7 @@ fn parse_header_at(file: &File, path: &Path, position: u64) -> Result<Option<Bat
 fn read_into<'s, S: Buffers>(bufs: &'s S, path: &Path) -> Result<S::Buf<'s>, LogError> {
     let mut file = File::open(path).map_err(LogError::io("open", path))?;
     let len = file.metadata().map_err(LogError::io("stat", path))?.len() as usize;
-    let mut buf = bufs.with_capacity(len);
-    buf.resize_zeroed(len);
+    let mut buf = bufs.zeroed(len);
     file.read_exact(&mut buf).map_err(LogError::io("read", path))?;
     Ok(buf)
 }
