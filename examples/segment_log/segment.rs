@@ -280,8 +280,9 @@ impl LogWriter {
     }
 }
 
-/// Opens segment `base`'s three files for appending; `truncate` empties the
-/// index files (for a new segment, or one whose indexes are rebuilt).
+/// Opens segment `base`'s log file for appending (created if missing) and
+/// its two index files emptied: a new segment starts them empty, and
+/// recovery rebuilds them from the batches it keeps.
 fn open_files(dir: &Path, base: u64) -> Result<(PathBuf, File, File, File), LogError> {
     let path = segment_path(dir, base, "log");
     let open = |p: &Path, truncate: bool| {

@@ -90,6 +90,8 @@ pub(crate) enum RunError {
     Log(LogError),
     /// A record read back differs from the one written, or one is missing.
     Verify(String),
+    /// The directory already holds a log (a run needs a fresh one).
+    NotEmpty(PathBuf),
 }
 
 impl fmt::Display for RunError {
@@ -97,6 +99,7 @@ impl fmt::Display for RunError {
         match self {
             RunError::Log(e) => e.fmt(f),
             RunError::Verify(why) => write!(f, "verification failed: {why}"),
+            RunError::NotEmpty(dir) => write!(f, "{} already holds a log; give an empty directory", dir.display()),
         }
     }
 }
@@ -126,8 +129,7 @@ pub(crate) fn run<S: Buffers>(bufs: &S, cfg: &RunConfig, progress: &ProgressBar)
     counting::arm();
     let (mut writer, recovery) = LogWriter::open(&cfg.dir, cfg.log, bufs)?;
     if recovery.next_offset != 0 {
-        let why = format!("{} already holds a log; give an empty directory", cfg.dir.display());
-        return Err(RunError::Verify(why));
+        return Err(RunError::NotEmpty(cfg.dir.clone()));
     }
     let start = Instant::now();
     let (tx, rx) = mpsc::sync_channel::<Sent<S::Buf<'_>>>(cfg.channel);
