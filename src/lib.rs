@@ -70,7 +70,7 @@
 //! # Safety and correctness
 //!
 //! Unsafe code lives in `block.rs` (allocation), `buf.rs` (the byte view),
-//! `depot.rs` (the epoch-protected stacks) and `thread_cache.rs` (owner-only
+//! `stack.rs` (the epoch-protected stacks) and `thread_cache.rs` (owner-only
 //! magazines); each block names the invariant it relies on. The
 //! cache–depot hand-off is model-checked with `loom` (`loom-tests/`), the
 //! unit tests run under miri, and `tests/` checks with a counting global
@@ -104,6 +104,7 @@ mod magazine;
 mod metrics;
 mod pool;
 mod size_class;
+mod stack;
 mod stats;
 mod sync;
 mod thread_cache;

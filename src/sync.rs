@@ -30,6 +30,7 @@ mod imp {
         pub(crate) use loom::sync::atomic::*;
     }
     pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread_local;
 }
 
@@ -38,6 +39,7 @@ mod imp {
     pub(crate) mod atomic {
         pub(crate) use std::sync::atomic::*;
     }
+    pub(crate) use std::sync::Arc;
     pub(crate) use std::thread_local;
 
     /// `std::cell::UnsafeCell` with loom's closure-based API.

@@ -62,7 +62,7 @@ struct Mags<T> {
 // that reaches `mags` is `unsafe` and requires the caller to be the owner.
 unsafe impl<T: Send> Sync for ThreadCache<T> {}
 
-impl<T: Send> ThreadCache<T> {
+impl<T: Send + 'static> ThreadCache<T> {
     /// A cache with no magazines yet, for classes with the given magazine
     /// capacities. Allocates only the per-class table; magazines come on demand.
     pub(crate) fn new(caps: impl IntoIterator<Item = usize>) -> Self {
@@ -229,7 +229,7 @@ impl<T: Send> ThreadCache<T> {
 
 /// Puts `mag` back in the depot: full ones within the limit, otherwise its items
 /// are dropped and it is kept as an empty. Placeholders vanish.
-fn give_back<T: Send>(class: usize, mag: Magazine<T>, depot: &Depot<T>, counters: &ClassCounters) {
+fn give_back<T: Send + 'static>(class: usize, mag: Magazine<T>, depot: &Depot<T>, counters: &ClassCounters) {
     if mag.capacity() == 0 {
         return;
     }
@@ -250,7 +250,7 @@ fn give_back<T: Send>(class: usize, mag: Magazine<T>, depot: &Depot<T>, counters
     depot.push_empty(class, empty);
 }
 
-impl<T: Send> Mags<T> {
+impl<T: Send + 'static> Mags<T> {
     /// `loaded` is empty. Returns an item from `previous` or a depot magazine.
     fn refill(&mut self, class: usize, depot: &Depot<T>, counters: &ClassCounters) -> Option<T> {
         debug_assert!(self.loaded.is_empty());
@@ -304,7 +304,7 @@ impl<T: Send> Mags<T> {
     }
 }
 
-fn obtain_empty<T: Send>(class: usize, cap: usize, depot: &Depot<T>) -> Magazine<T> {
+fn obtain_empty<T: Send + 'static>(class: usize, cap: usize, depot: &Depot<T>) -> Magazine<T> {
     depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cap))
 }
 

@@ -9,6 +9,7 @@
 //! `tests/`. Only the machinery that loom checks is included: `Pool` finds its
 //! per-thread caches through the `thread_local` crate, which loom cannot see,
 //! so the models drive explicit per-thread caches against a shared depot.
+#![cfg(loom)] // nothing to build or test without loom
 #![deny(unsafe_op_in_unsafe_fn)]
 // The included modules are written for magpool's own use; not all of their
 // items are used by the models.
@@ -18,6 +19,8 @@
 mod depot;
 #[path = "../../src/magazine.rs"]
 mod magazine;
+#[path = "../../src/stack.rs"]
+mod stack;
 #[path = "../../src/stats.rs"]
 mod stats;
 #[allow(unused_imports)] // the models need no thread_local!
@@ -26,5 +29,5 @@ mod sync;
 #[path = "../../src/thread_cache.rs"]
 mod thread_cache;
 
-#[cfg(all(test, loom))]
+#[cfg(test)]
 mod models;

@@ -4,9 +4,11 @@
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{acquire, assert_exactly_once, collect, drain_ids, full_cache, model, release, warm_cache, Item};
+use super::{
+    acquire, assert_exactly_once, collect, drain_ids, full_cache, model, model_bounded, release, warm_cache, Item,
+};
 use crate::depot::Depot;
-use crate::depot::Stack;
+use crate::stack::{Shells, Stack};
 use crate::stats::Reading;
 
 /// Model 1: one thread spills a full magazine while another refills from the
@@ -59,13 +61,17 @@ fn spill_races_refill() {
     });
 }
 
-/// Model 3: the depot's empty-magazine stack under concurrent push and pop.
-/// Nodes are reclaimed by epoch: a popped node must not be freed while the
-/// other thread may still read it.
+/// Model 3: the depot's stack under concurrent push and pop, with nodes
+/// recycled. Both threads flush the epoch between operations, so popped nodes
+/// come back through the deferred path and are pushed again while the other
+/// thread may still hold a stale pointer: a node must not return (to be
+/// reused or freed) while another thread can still read it.
 #[test]
 fn stack_push_pop_reclaims() {
-    model("stack_push_pop_reclaims", || {
-        let stack = Arc::new(Stack::new());
+    // Three flushes make this model large: bound 1 (98k interleavings).
+    model_bounded("stack_push_pop_reclaims", 1, || {
+        let shells = Shells::new();
+        let stack = Arc::new(Stack::new(shells.clone()));
         stack.push(Item::new(0));
         stack.push(Item::new(1));
 
@@ -73,6 +79,7 @@ fn stack_push_pop_reclaims() {
             let stack = stack.clone();
             thread::spawn(move || {
                 let a = stack.pop().map(|i| i.check());
+                crossbeam_epoch::pin().flush();
                 let b = stack.pop().map(|i| i.check());
                 [a, b]
             })
@@ -80,9 +87,11 @@ fn stack_push_pop_reclaims() {
         let cycler = {
             let stack = stack.clone();
             thread::spawn(move || {
-                let got = stack.pop();
-                stack.push(Item::new(2));
-                got.map(|i| i.check())
+                let got = stack.pop().map(|i| i.check());
+                crossbeam_epoch::pin().flush();
+                crossbeam_epoch::pin().flush();
+                stack.push(Item::new(2)); // may reuse a popped node
+                got
             })
         };
         let mut ids: Vec<u32> = popper.join().unwrap().into_iter().flatten().collect();

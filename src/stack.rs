@@ -1,0 +1,324 @@
+//! [`Stack`]: a lock-free Treiber stack on `crossbeam-epoch` whose nodes are
+//! recycled, so that a steady stream of pushes and pops (magazines moving
+//! through the depot) makes no allocator call.
+//!
+//! # Invariants
+//!
+//! - A node is in exactly one place: linked in one stack (with its value
+//!   initialised), owned by one pusher or popper, waiting in a deferred
+//!   function, or resting in [`Shells`] (value uninitialised).
+//! - A popped node goes back to [`Shells`] only through `Guard::defer`, that
+//!   is after every thread that could have read it from any stack has
+//!   unpinned. So a stale reader never sees its node come back (no ABA), and
+//!   no node is freed while a stale reader may still read its `next` (no
+//!   use-after-free). Nodes are freed only by [`Shells`], when it is full or
+//!   dropped.
+//! - `len` is never below the number of nodes reachable from `head` (pushes
+//!   add before they link; pops subtract after they unlink).
+//!
+//! Called by the depot.
+
+use std::mem::MaybeUninit;
+
+use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
+
+use crate::sync::atomic::{
+    AtomicUsize, Ordering,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use crate::sync::Arc;
+
+/// Ordering of the load of `head` in `pop`: Acquire, weakened to Relaxed only
+/// in the loom mutant build that must fail (see `loom-tests/README.md`).
+const OBSERVE: Ordering = if cfg!(magpool_mutant = "depot_pop_relaxed") { Relaxed } else { Acquire };
+
+/// Most node shells kept for reuse (about 48 bytes each); more are freed.
+const SHELLS_MAX: usize = 1024;
+
+#[derive(Debug)]
+struct Node<M> {
+    /// Initialised while the node is linked in a [`Stack`]: written by the
+    /// pusher, moved out by the one pop that unlinks the node.
+    value: MaybeUninit<M>,
+    next: Atomic<Node<M>>,
+}
+
+impl<M> Node<M> {
+    fn shell() -> Owned<Node<M>> {
+        Owned::new(Node { value: MaybeUninit::uninit(), next: Atomic::null() })
+    }
+}
+
+/// Links `node` on top of `head` (Treiber push).
+fn link<M>(head: &Atomic<Node<M>>, mut node: Owned<Node<M>>, guard: &Guard) {
+    let mut top = head.load(Relaxed, guard);
+    let mut first = true;
+    loop {
+        if first || !cfg!(magpool_mutant = "depot_push_stale_next") {
+            node.next.store(top, Relaxed);
+        }
+        first = false;
+        // Release: publishes the node and its value; pairs with the Acquire
+        // loads of `head` in `unlink`. (The SeqCst fence inside `pin()` already
+        // orders the value's writes before this CAS, so loom cannot see a
+        // Relaxed here fail; we keep the Release so the stack does not lean on
+        // crossbeam-epoch's internals.)
+        match head.compare_exchange(top, node, Release, Relaxed, guard) {
+            Ok(_) => return,
+            Err(e) if cfg!(magpool_mutant = "depot_push_lost_on_conflict") => return drop(e.new),
+            Err(e) => (top, node) = (e.current, e.new),
+        }
+    }
+}
+
+/// Unlinks the top node (Treiber pop); the caller owns it from then on.
+fn unlink<'g, M>(head: &Atomic<Node<M>>, order: Ordering, guard: &'g Guard) -> Option<Shared<'g, Node<M>>> {
+    loop {
+        let top = head.load(order, guard);
+        // SAFETY: `top` was loaded under `guard`, and nodes are freed only
+        // after a grace period that this guard holds back (module invariants).
+        let node = unsafe { top.as_ref() }?;
+        let next = node.next.load(Relaxed, guard);
+        // Relaxed on success: the Acquire load above already synchronised with
+        // the push of `top`, and the node is ours once this succeeds.
+        if head.compare_exchange(top, next, Relaxed, Relaxed, guard).is_ok() {
+            return Some(top);
+        }
+    }
+}
+
+// === impl Shells ===
+
+/// Node shells waiting for reuse, shared by the stacks of one depot and by
+/// the deferred functions that bring popped nodes back.
+///
+/// # Invariants
+///
+/// Every node here has an uninitialised value and is reachable by no stack.
+#[derive(Debug)]
+pub(crate) struct Shells<M> {
+    head: Atomic<Node<M>>,
+    /// Shells resting here (approximate).
+    len: AtomicUsize,
+    /// Nodes allocated so far (only when none was resting).
+    made: AtomicUsize,
+}
+
+/// Shells hold no `M`: only empty nodes move between threads here.
+// SAFETY: nodes are taken by exactly one thread (the CAS in `unlink`), and no
+// value is ever stored while a node rests here.
+unsafe impl<M> Send for Shells<M> {}
+/// See `Send`.
+// SAFETY: as for `Send`.
+unsafe impl<M> Sync for Shells<M> {}
+
+impl<M> Shells<M> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Shells { head: Atomic::null(), len: AtomicUsize::new(0), made: AtomicUsize::new(0) })
+    }
+
+    /// A node to push with: a resting shell, or a new allocation.
+    fn take(&self, guard: &Guard) -> Owned<Node<M>> {
+        match unlink(&self.head, Acquire, guard) {
+            Some(node) => {
+                self.len.fetch_sub(1, Relaxed);
+                // SAFETY: `unlink` made us the node's only owner, and shells
+                // are never freed while a guard that saw them is alive.
+                unsafe { node.into_owned() }
+            }
+            None => {
+                self.made.fetch_add(1, Relaxed);
+                Node::shell()
+            }
+        }
+    }
+
+    /// Nodes allocated so far.
+    #[cfg_attr(not(test), allow(dead_code))] // for tests; the field costs one add per allocation
+    pub(crate) fn made(&self) -> usize {
+        self.made.load(Relaxed)
+    }
+
+    /// Takes back a node popped from a stack, once its grace period is over.
+    ///
+    /// # Safety
+    ///
+    /// `node` was unlinked from a stack, its value moved out, and every guard
+    /// that could have seen it has been dropped since (it comes from a
+    /// function deferred with `Guard::defer` by the unlinking thread).
+    unsafe fn give(&self, node: *mut Node<M>) {
+        // SAFETY: the caller hands over the only reference to a live node.
+        let node = unsafe { Owned::from_raw(node) };
+        if self.len.load(Relaxed) >= SHELLS_MAX {
+            return drop(node);
+        }
+        self.len.fetch_add(1, Relaxed);
+        // SAFETY: `link` only loads `head` to store it in `node.next` and CAS;
+        // it dereferences no node, so it needs no pin. (Deferred functions may
+        // run while the epoch machinery itself is shutting down.)
+        link(&self.head, node, unsafe { epoch::unprotected() });
+    }
+}
+
+impl<M> Drop for Shells<M> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread can reach these nodes.
+        let guard = unsafe { epoch::unprotected() };
+        let mut top = self.head.load(Relaxed, guard);
+        // SAFETY: as above; each node is freed once, after reading `next`.
+        while let Some(node) = unsafe { top.as_ref() } {
+            let next = node.next.load(Relaxed, guard);
+            // SAFETY: as above.
+            drop(unsafe { top.into_owned() });
+            top = next;
+        }
+    }
+}
+
+// === impl Stack ===
+
+/// A lock-free stack of values; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Stack<M: Send + 'static> {
+    head: Atomic<Node<M>>,
+    len: AtomicUsize,
+    shells: Arc<Shells<M>>,
+}
+
+/// The stack moves each `M` from one owner to the next; it never lends `&M` to
+/// two threads.
+// SAFETY: a value is written by its pusher before the Release CAS that
+// publishes it and read only by the single popper whose CAS unlinks it.
+unsafe impl<M: Send> Send for Stack<M> {}
+/// See `Send`: shared access only moves whole values in and out.
+// SAFETY: as for `Send`; `&Stack` gives no access to a value in place.
+unsafe impl<M: Send> Sync for Stack<M> {}
+
+impl<M: Send + 'static> Stack<M> {
+    /// An empty stack recycling its nodes through `shells`.
+    pub(crate) fn new(shells: Arc<Shells<M>>) -> Self {
+        Stack { head: Atomic::null(), len: AtomicUsize::new(0), shells }
+    }
+
+    /// Number of values, approximately (exact when no push or pop runs).
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
+    /// Pushes `value`. Lock-free; allocates only when no shell is resting.
+    pub(crate) fn push(&self, value: M) {
+        self.len.fetch_add(1, Relaxed);
+        let guard = epoch::pin();
+        let mut node = self.shells.take(&guard);
+        node.value.write(value);
+        link(&self.head, node, &guard);
+    }
+
+    /// Pops the most recently pushed value. Lock-free; no allocation.
+    pub(crate) fn pop(&self) -> Option<M> {
+        #[cfg(not(magpool_mutant = "depot_pop_unpinned"))]
+        let guard = &epoch::pin();
+        // SAFETY: none: this is the mutant that must fail under loom.
+        #[cfg(magpool_mutant = "depot_pop_unpinned")]
+        let guard = unsafe { epoch::unprotected() };
+        let top = unlink(&self.head, OBSERVE, guard)?;
+        self.len.fetch_sub(1, Relaxed);
+        // SAFETY: `unlink` made us the only owner of the node, whose value the
+        // pusher initialised before publishing it; we move it out exactly once.
+        let value = unsafe { top.deref().value.assume_init_read() };
+        let (shells, raw) = (Arc::clone(&self.shells), top.as_raw() as usize);
+        if cfg!(magpool_mutant = "depot_recycle_early") {
+            // SAFETY: none: this is the mutant that must fail under loom.
+            unsafe { shells.give(raw as *mut Node<M>) };
+            return Some(value);
+        }
+        // The node rests in `shells` only after every thread pinned now has
+        // unpinned (module invariants).
+        guard.defer(move || {
+            // SAFETY: deferred by the unlinking thread, value moved out above.
+            unsafe { shells.give(raw as *mut Node<M>) }
+        });
+        Some(value)
+    }
+}
+
+impl<M: Send + 'static> Drop for Stack<M> {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifo() {
+        let s = Stack::new(Shells::new());
+        for i in 0..10 {
+            s.push(i);
+        }
+        assert_eq!(s.len(), 10);
+        for i in (0..10).rev() {
+            assert_eq!(s.pop(), Some(i));
+        }
+        assert_eq!((s.pop(), s.len()), (None, 0));
+    }
+
+    #[test]
+    fn nodes_are_recycled() {
+        let shells = Shells::new();
+        let s = Stack::new(shells.clone());
+        let rounds = if cfg!(miri) { 100 } else { 10_000 };
+        for round in 0..rounds {
+            s.push(round);
+            assert_eq!(s.pop(), Some(round));
+            epoch::pin().flush();
+        }
+        // Popped nodes come back once the epoch moves on and are reused. Other
+        // tests pinning in parallel can hold the epoch back for a while, so
+        // allow many, but far fewer than one node per push.
+        let made = shells.made();
+        assert!(made < rounds / 4, "{made} nodes made for {rounds} pushes");
+    }
+
+    #[test]
+    fn drops_values() {
+        let counter = std::sync::Arc::new(());
+        let s = Stack::new(Shells::new());
+        s.push(counter.clone());
+        s.push(counter.clone());
+        assert_eq!(std::sync::Arc::strong_count(&counter), 3);
+        drop(s);
+        assert_eq!(std::sync::Arc::strong_count(&counter), 1);
+    }
+
+    #[test]
+    fn concurrent_push_pop_loses_nothing() {
+        use std::sync::Mutex;
+        let s = Stack::new(Shells::new());
+        let n: u64 = if cfg!(miri) { 50 } else { 20_000 };
+        let seen = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for t in 0..2u64 {
+                let (s, seen) = (&s, &seen);
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..n {
+                        s.push(t * n + i);
+                        if let Some(v) = s.pop() {
+                            mine.push(v);
+                        }
+                    }
+                    seen.lock().unwrap().extend(mine);
+                });
+            }
+        });
+        let mut all = seen.into_inner().unwrap();
+        while let Some(v) = s.pop() {
+            all.push(v);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..2 * n).collect::<Vec<_>>());
+    }
+}
