@@ -19,6 +19,8 @@ mod bufs;
 mod codec;
 mod counting;
 mod index;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod reader;
 mod records;
 mod report;
@@ -39,8 +41,7 @@ use crate::report::ModeReport;
 use crate::segment::{Fsync, LogConfig};
 use crate::workload::RunConfig;
 
-/// The command line. A future `--metrics-addr` goes here and in
-/// [`child_main`], the one place that holds the pool during a run.
+/// The command line.
 #[derive(Parser, Debug)]
 #[command(name = "segment_log", about = "An append-only log on magpool buffers, compared with Vec<u8>.")]
 struct Cli {
@@ -69,6 +70,11 @@ struct Cli {
     /// Seed of every record.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Serve the magpool run's pool at http://ADDR/metrics (OpenMetrics)
+    /// while it runs, e.g. 127.0.0.1:9090.
+    #[cfg(feature = "metrics")]
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Close a batch at this many bytes (k, m suffixes).
     #[arg(long, default_value = "256k", value_parser = parse_batch_size)]
     batch_size: u64,
@@ -249,8 +255,7 @@ fn run_child(mode: Mode, dir: &Path) -> Result<ModeReport, String> {
 // === the child: one mode ===
 
 /// Runs one mode here and prints its report on stdout. The pool (if any) is
-/// built here and lives for the whole run: this is where a metrics endpoint
-/// would start.
+/// built here and lives for the whole run, with its metrics endpoint.
 fn child_main(cli: &Cli, mode: Mode, dir: &Path) -> Result<(), String> {
     let cfg = RunConfig {
         records: cli.records,
@@ -271,7 +276,11 @@ fn child_main(cli: &Cli, mode: Mode, dir: &Path) -> Result<(), String> {
     let report = match mode {
         Mode::Magpool => {
             let pool = bufs::example_pool();
+            #[cfg(feature = "metrics")]
+            let endpoint = cli.metrics_addr.map(|addr| metrics::serve(addr, &pool)).transpose()?;
             let report = measure(mode, &pool, &cfg, &progress, || Some(pool.stats()))?;
+            #[cfg(feature = "metrics")]
+            drop(endpoint);
             drop(pool);
             report
         }

@@ -1,0 +1,56 @@
+//! `--metrics-addr`: serves the magpool run's pool at `/metrics`, in the
+//! OpenMetrics text format, for as long as the run lasts.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+use tiny_http::{Header, Response, Server};
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A running `/metrics` endpoint; stops when dropped.
+pub(crate) struct Endpoint {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts serving `pool`'s metrics on `addr`.
+pub(crate) fn serve(addr: SocketAddr, pool: &magpool::Pool) -> Result<Endpoint, String> {
+    let server = Server::http(addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+    let mut registry = Registry::default();
+    pool.register_metrics(&mut registry);
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Relaxed) {
+                let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(100)) else { continue };
+                let response = if request.url().split('?').next() == Some("/metrics") {
+                    let mut body = String::new();
+                    encode(&mut body, &registry).expect("encoding into a String cannot fail");
+                    let header = Header::from_bytes("Content-Type", OPENMETRICS).expect("an ASCII header");
+                    Response::from_string(body).with_header(header)
+                } else {
+                    Response::from_string("metrics are at /metrics\n").with_status_code(404)
+                };
+                let _ = request.respond(response); // a client that hung up is not our problem
+            }
+        })
+    };
+    eprintln!("segment_log: serving the magpool run's metrics at http://{addr}/metrics");
+    Ok(Endpoint { stop, thread: Some(thread) })
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
