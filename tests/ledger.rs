@@ -20,6 +20,8 @@
 //! The counters are process-wide, so every test takes [`serial`] first.
 #![cfg(not(miri))]
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -27,6 +29,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use magpool::{Pool, DEFAULT_MAGAZINE_CAPACITY, DEFAULT_SIZE_CLASSES};
+
+use common::XorShift;
 
 // === the counting allocator ===
 
@@ -321,22 +325,6 @@ fn serial() -> MutexGuard<'static, ()> {
 /// at most `DEFAULT_MAGAZINE_CAPACITY` buffers and 1 MiB, at least 1.
 fn default_magazine(size: usize) -> usize {
     ((1 << 20) / size).clamp(1, DEFAULT_MAGAZINE_CAPACITY)
-}
-
-/// A tiny xorshift generator: deterministic, allocation-free.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 // === tests ===

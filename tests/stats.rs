@@ -1,7 +1,11 @@
 //! `Pool::stats` after known single-thread workloads: every counter has the
 //! value the magazine design predicts, and the documented identities hold.
 
+mod common;
+
 use magpool::{Buf, ClassStats, Pool, Stats, DEFAULT_SIZE_CLASSES};
+
+use common::XorShift;
 
 /// `(allocations, gets, puts, in_use, discarded, retained_bytes)` of a class.
 fn counts(c: &ClassStats) -> (u64, u64, u64, u64, u64, u64) {
@@ -177,16 +181,4 @@ fn identities() {
     let s = pool.stats();
     check_identities(&s);
     assert_eq!(s.in_use, 0);
-}
-
-/// A tiny xorshift generator, seeded: the workload is the same every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }

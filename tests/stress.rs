@@ -4,28 +4,20 @@
 //! live buffers ever overlap, and every buffer holds its pattern until it is
 //! dropped.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 
 use magpool::{Buf, Pool, DEFAULT_SIZE_CLASSES};
 
+use common::XorShift;
+
 const THREADS: usize = 4;
 
 /// Live buffers by start address: `(end, id)`. Overlap is checked on insert.
 type Live = Mutex<BTreeMap<usize, (usize, u64)>>;
-
-/// A tiny xorshift generator, seeded per thread.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 /// A random length: mostly small classes, some large, now and then oversized
 /// (large ones are fewer so that the run spends its time in the pool, not in
