@@ -71,11 +71,19 @@
 //!
 //! Unsafe code lives in `block.rs` (allocation), `buf.rs` (the byte view),
 //! `stack.rs` (the epoch-protected stacks) and `thread_cache.rs` (owner-only
-//! magazines); each block names the invariant it relies on. The
-//! cache–depot hand-off is model-checked with `loom` (`loom-tests/`), the
-//! unit tests run under miri, and `tests/` checks with a counting global
-//! allocator that every block is freed exactly once. `bash .ci/run` runs all
-//! of it.
+//! magazines); each block names the invariant it relies on.
+//!
+//! - **loom.** Six models of the cache–depot hand-off (`loom-tests/`), each
+//!   shown to catch a bug injected into this code.
+//! - **Fuzzing.** Three cargo-fuzz targets (`fuzz/`) check programs of gets,
+//!   growth, releases, thread exits and trims against a model.
+//! - **Sanitizers and miri.** The unit and integration tests run under miri,
+//!   AddressSanitizer and ThreadSanitizer.
+//! - **Allocator ledger.** `tests/` checks, with a counting global
+//!   allocator, that every block is freed exactly once and that the hot path
+//!   makes no allocator call.
+//!
+//! `bash .ci/run` runs all of it.
 //!
 //! # Performance
 //!
