@@ -83,13 +83,14 @@ impl Workload {
         }
     }
 
-    /// The parameter within the group: a length, a thread count, or "-".
+    /// The parameter within the group: a length, a thread count, the window.
     pub fn param(&self) -> String {
         match *self {
             Workload::Hot(n) | Workload::FullWrite(n) | Workload::Writer(n) => size_label(n),
             Workload::Parallel(n) => format!("{n}t"),
             Workload::ProducerConsumer(n) => format!("{n}to{n}"),
-            Workload::Mixed | Workload::Burst => "-".into(),
+            Workload::Mixed => format!("window{WINDOW}"),
+            Workload::Burst => format!("{}x{}", BURST.0, size_label(BURST.1)),
         }
     }
 
