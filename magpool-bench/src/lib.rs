@@ -15,6 +15,10 @@
 //! | `sharded-slab` | `Pool::create` per class, then zero `len` bytes | `Pool::clear(key)` |
 //! | `arrayqueue` | `ArrayQueue::pop` per class (else allocate), then zero `len` bytes | `push` (else free) |
 //! | `mutex` | `Mutex<Vec<Vec<u8>>>::pop` per class (else allocate), then zero `len` bytes | `push` (else free) |
+//! | `tls-vec` | a thread-local `Vec<Vec<u8>>` per class: `pop` (else allocate), then zero `len` bytes | `push` (else free) |
+//!
+//! `tls-vec` is not a peer but the floor: the bare thread-local pop+push that
+//! issue 7 measures magpool's own overhead against.
 //!
 //! Every pool uses magpool's default size classes and hands out exactly what
 //! `magpool` does: `get(len)` is `len` zero bytes, `with_capacity(n)` is empty
@@ -49,7 +53,8 @@ pub trait Impl: Sync {
     /// Short name, as in tables and `BenchmarkId`s.
     fn name(&self) -> &'static str;
 
-    /// Whether this is a pool (`true`) or an allocator baseline.
+    /// Whether this is a peer pool or magpool (`true`), or a baseline: an
+    /// allocator, or `tls-vec`.
     fn is_pool(&self) -> bool;
 
     /// A buffer of `len` zero bytes.
@@ -70,7 +75,7 @@ pub trait Visitor {
 }
 
 /// Names of every implementation, in table order.
-pub const IMPLS: [&str; 9] = [
+pub const IMPLS: [&str; 10] = [
     "magpool",
     "vec",
     "mimalloc",
@@ -80,6 +85,7 @@ pub const IMPLS: [&str; 9] = [
     "sharded-slab",
     "arrayqueue",
     "mutex",
+    "tls-vec",
 ];
 
 /// Builds the implementation called `name` and hands it to `v`; `false` when
@@ -96,6 +102,7 @@ pub fn visit_impl(name: &str, v: &mut impl Visitor) -> bool {
         "sharded-slab" => v.visit(&ShardedSlab::new()),
         "arrayqueue" => v.visit(&QueuePool::array_queue()),
         "mutex" => v.visit(&QueuePool::mutex()),
+        "tls-vec" => v.visit(&QueuePool::thread_local()),
         _ => return false,
     }
     true

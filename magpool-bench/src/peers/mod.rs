@@ -8,7 +8,7 @@ mod pools;
 pub use alloc::{Direct, RawBuf, SystemVec};
 pub use pools::{
     ArrayQueueStash, LfBuf, LockfreeObjectPool, Magpool, MutexStash, ObjectPool, OpBuf, PoolVec, QueuePool,
-    ShardedSlab, SlabBuf, Stash,
+    ShardedSlab, SlabBuf, Stash, TlsStash,
 };
 
 use magpool::DEFAULT_SIZE_CLASSES;

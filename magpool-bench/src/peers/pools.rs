@@ -3,6 +3,7 @@
 //! the `Vec` and zeroes the `len` bytes it exposes (`resize(len, 0)`): one
 //! memset of `len` bytes, what magpool spends on release.
 
+use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::slice;
 use std::sync::Mutex;
@@ -136,6 +137,40 @@ impl Stash for MutexStash {
     }
 }
 
+/// One thread-local `Vec<Vec<u8>>` per class, bounded like
+/// [`ArrayQueueStash`]: the bare pop+push floor under any pool (a buffer
+/// released on another thread joins that thread's stash). A baseline of ours,
+/// not a peer: issue 7 measures magpool's own overhead against it.
+#[derive(Debug, Default)]
+pub struct TlsStash;
+
+std::thread_local! {
+    static TLS_FREE: RefCell<[Vec<Vec<u8>>; OVERSIZED]> = const { RefCell::new([const { Vec::new() }; OVERSIZED]) };
+}
+
+impl Stash for TlsStash {
+    const NAME: &'static str = "tls-vec";
+
+    fn new() -> Self {
+        TlsStash
+    }
+
+    #[inline]
+    fn take(&self, class: usize) -> Option<Vec<u8>> {
+        TLS_FREE.try_with(|f| f.borrow_mut()[class].pop()).ok().flatten()
+    }
+
+    #[inline]
+    fn put(&self, class: usize, v: Vec<u8>) {
+        let _exiting = TLS_FREE.try_with(|f| {
+            let free = &mut f.borrow_mut()[class];
+            if free.len() < retained_per_class(class) {
+                free.push(v);
+            }
+        });
+    }
+}
+
 /// A pool over a [`Stash`]: take a free `Vec` of the class or allocate one.
 #[derive(Debug)]
 pub struct QueuePool<S>(S);
@@ -144,6 +179,13 @@ impl QueuePool<ArrayQueueStash> {
     /// Over an `ArrayQueue` per class.
     pub fn array_queue() -> Self {
         QueuePool(ArrayQueueStash::new())
+    }
+}
+
+impl QueuePool<TlsStash> {
+    /// Over a thread-local `Vec<Vec<u8>>` per class.
+    pub fn thread_local() -> Self {
+        QueuePool(TlsStash)
     }
 }
 
@@ -198,7 +240,7 @@ impl<S: Stash> Impl for QueuePool<S> {
     }
 
     fn is_pool(&self) -> bool {
-        true
+        S::NAME != TlsStash::NAME
     }
 
     #[inline]
