@@ -32,7 +32,7 @@ pub(crate) fn draw(r: &Report<'_>, group: &str, path: &Path) -> Result<(), Box<d
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(230)
-        .build_cartesian_2d((lo..hi).log_scale(), (0..n).into_segmented())?;
+        .build_cartesian_2d((lo..hi).log_scale(), (0..n - 1).into_segmented())?;
     let label = |v: &SegmentValue<u32>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
             rows.get((n - 1 - (*i).min(n - 1)) as usize).map_or(String::new(), |(p, imp, _)| format!("{p}  {imp}"))
@@ -44,6 +44,7 @@ pub(crate) fn draw(r: &Report<'_>, group: &str, path: &Path) -> Result<(), Box<d
         .disable_y_mesh()
         .y_labels(n as usize)
         .y_label_formatter(&label)
+        .x_labels(8)
         .x_desc("median ns per get+release (log scale)")
         .x_label_formatter(&|x| ns(*x))
         .label_style(("sans-serif", 11))
@@ -51,7 +52,9 @@ pub(crate) fn draw(r: &Report<'_>, group: &str, path: &Path) -> Result<(), Box<d
     chart.draw_series(rows.iter().enumerate().map(|(k, (_, imp, v))| {
         let y = n - 1 - k as u32;
         let color = if *imp == "magpool" { RGBColor(200, 40, 40) } else { RGBColor(90, 120, 170) };
-        Rectangle::new([(lo, SegmentValue::Exact(y)), (*v, SegmentValue::Exact(y + 1))], color.filled())
+        let mut bar = Rectangle::new([(lo, SegmentValue::Exact(y)), (*v, SegmentValue::Exact(y + 1))], color.filled());
+        bar.set_margin(2, 2, 0, 0);
+        bar
     }))?;
     chart.draw_series(rows.iter().enumerate().map(|(k, (_, _, v))| {
         let y = n - 1 - k as u32;

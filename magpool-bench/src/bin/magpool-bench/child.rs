@@ -99,9 +99,12 @@ impl Visitor for Measure {
         let w = self.workload;
         let ops = |iters: u64| (iters * w.ops_per_iter()) as f64;
         let began = Instant::now();
-        // Calibrate (and warm up): grow a run to a tenth of the budget.
+        // Calibrate (and warm up): grow a run to a tenth of the budget. A
+        // multi-thread run starts at 2048 ops per thread, so that one slow
+        // wake-up at a barrier on a loaded machine cannot stop the growth at
+        // a run of a few ops, all thread start-up and scheduling.
         let slice = self.budget / 10;
-        let mut iters = 1u64;
+        let mut iters = if w.ops_per_iter() > 1 && w != Workload::Burst { 2048 } else { 1 };
         loop {
             let t = run(imp, w, iters);
             if t >= slice || iters >= 1 << 32 {
