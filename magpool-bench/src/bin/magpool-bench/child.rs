@@ -74,9 +74,18 @@ fn parse_percentiles(v: &str) -> Option<Percentiles> {
     }
 }
 
-/// Measures `workload` on `imp` for about `budget` of wall time and prints
-/// the sample line; `false` when either name is unknown.
-pub(crate) fn main(imp: &str, workload: &str, budget: Duration) -> bool {
+/// How long a child measures.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Budget {
+    /// About this much wall time, calibrated (the report).
+    Time(Duration),
+    /// Exactly this many iterations, after as many to warm up (profiling).
+    Iters(u64),
+}
+
+/// Measures `workload` on `imp` within `budget` and prints the sample line;
+/// `false` when either name is unknown.
+pub(crate) fn main(imp: &str, workload: &str, budget: Budget) -> bool {
     let Some(workload) = Workload::parse(workload) else { return false };
     let mut m = Measure { workload, budget, sample: None };
     if !visit_impl(imp, &mut m) {
@@ -90,7 +99,7 @@ pub(crate) fn main(imp: &str, workload: &str, budget: Duration) -> bool {
 
 struct Measure {
     workload: Workload,
-    budget: Duration,
+    budget: Budget,
     sample: Option<Sample>,
 }
 
@@ -98,12 +107,21 @@ impl Visitor for Measure {
     fn visit<I: Impl>(&mut self, imp: &I) {
         let w = self.workload;
         let ops = |iters: u64| (iters * w.ops_per_iter()) as f64;
+        let budget = match self.budget {
+            Budget::Time(t) => t,
+            Budget::Iters(n) => {
+                run(imp, w, n);
+                let ns = run(imp, w, n).as_nanos() as f64 / ops(n);
+                self.sample = Some(Sample { ns_per_op: ns, ..Sample::default() });
+                return;
+            }
+        };
         let began = Instant::now();
         // Calibrate (and warm up): grow a run to a tenth of the budget. A
         // multi-thread run starts at 2048 ops per thread, so that one slow
         // wake-up at a barrier on a loaded machine cannot stop the growth at
         // a run of a few ops, all thread start-up and scheduling.
-        let slice = self.budget / 10;
+        let slice = budget / 10;
         let mut iters = if w.ops_per_iter() > 1 && w != Workload::Burst { 2048 } else { 1 };
         loop {
             let t = run(imp, w, iters);
@@ -115,7 +133,7 @@ impl Visitor for Measure {
         }
         // Measure: runs of `iters` until the budget (wall time) is spent.
         let mut per_op = Vec::new();
-        while per_op.len() < 3 || began.elapsed() < self.budget {
+        while per_op.len() < 3 || began.elapsed() < budget {
             per_op.push(run(imp, w, iters).as_nanos() as f64 / ops(iters));
         }
         // Count: one more run with the counting allocator on.

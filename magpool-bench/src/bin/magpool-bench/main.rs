@@ -66,13 +66,21 @@ struct Args {
     /// Internal: measure IMPL on WORKLOAD in this process, print one line.
     #[arg(long, hide = true, num_args = 2, value_names = ["IMPL", "WORKLOAD"])]
     child: Option<Vec<String>>,
+    /// With --child: run exactly N iterations (after as many to warm up)
+    /// instead of a timed budget, for perf and callgrind.
+    #[arg(long, hide = true, requires = "child")]
+    iters: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let ms = args.ms.unwrap_or(if args.quick { 25 } else { 130 });
     if let Some(child) = &args.child {
-        return match child::main(&child[0], &child[1], Duration::from_millis(ms)) {
+        let budget = match args.iters {
+            Some(n) => child::Budget::Iters(n),
+            None => child::Budget::Time(Duration::from_millis(ms)),
+        };
+        return match child::main(&child[0], &child[1], budget) {
             true => ExitCode::SUCCESS,
             false => {
                 eprintln!("magpool-bench: unknown implementation or workload: {child:?}");
