@@ -180,3 +180,25 @@ fn peak_rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_line_round_trips() {
+        let p = |n| Percentiles { p50: n, p99: n * 10, p999: n * 100, max: n * 1000 };
+        let s = Sample { ns_per_op: 12.5, calls_per_op: 0.25, rss_kib: 4096, latency: Some((p(3), p(7))) };
+        let back = Sample::parse(&format!("noise\n{}\n", s.to_line())).expect("parses");
+        assert_eq!((back.ns_per_op, back.calls_per_op, back.rss_kib), (12.5, 0.25, 4096));
+        let (g, r) = back.latency.expect("latency");
+        assert_eq!((g.p50, g.max, r.p999), (3, 3000, 700));
+        assert!(Sample::parse("magpool-bench-sample ns=1 what=2").is_none());
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

@@ -315,3 +315,22 @@ fn utc(t: SystemTime) -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00");
+        assert_eq!(utc(UNIX_EPOCH + Duration::from_secs(1_709_210_096)), "2024-02-29 12:34");
+    }
+
+    #[test]
+    fn ns_units() {
+        assert_eq!(
+            (ns(12.34), ns(123.4), ns(1234.0), ns(12_345.0)),
+            ("12.3 ns".into(), "123 ns".into(), "1.23 µs".into(), "12.3 µs".into())
+        );
+    }
+}
