@@ -1,7 +1,8 @@
 //! magpool beside its peers: one small trait, [`Impl`], that every buffer
 //! source implements, the workloads written once against it, and a counting
-//! allocator. The criterion benches (`benches/` of the magpool package) and
-//! the bench report (`cargo run --release -p magpool-bench`) both use it.
+//! allocator. The criterion benches (`benches/peers.rs`, `cargo bench -p
+//! magpool-bench`) and the bench report (`cargo run --release -p
+//! magpool-bench`) both use it.
 //!
 //! # Implementations
 //!

@@ -7,8 +7,8 @@
 //! `iter_custom` and times only its own timed section (multi-thread ones
 //! between barriers that every thread passes).
 //!
-//! Run: `cargo bench --bench peers` (all), `cargo bench --bench peers -- hot/`
-//! (one group), `cargo bench --bench peers -- --test` (each bench once).
+//! Run: `cargo bench -p magpool-bench` (all), `cargo bench -p magpool-bench --
+//! hot/` (one group), `cargo bench -p magpool-bench -- --test` (each once).
 //! Throughput is in ops (get + release) per second, all threads together.
 //! For the side-by-side report with ratios, RSS and latency percentiles, run
 //! `cargo run --release -p magpool-bench -- --quick`.
