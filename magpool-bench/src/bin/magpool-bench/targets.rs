@@ -1,0 +1,210 @@
+//! The targets of issue 7, checked against one run's medians: each line says
+//! met or missed, with the ratio it was judged on. Nothing here is tuned to
+//! pass: a target whose workload was not run is left out.
+
+use std::fmt::Write as _;
+
+use magpool_bench::workloads::{Workload, PAIRS, SIZES, THREADS};
+
+use crate::report::{ns, Report};
+
+/// The peer pools of issue 7 (the targets on release latency compare these).
+const POOL_PEERS: [&str; 5] = ["lockfree-object-pool", "object-pool", "sharded-slab", "arrayqueue", "mutex"];
+/// Ours, not a peer: the bare thread-local pop+push floor.
+const FLOOR: &str = "tls-vec";
+
+pub(crate) fn markdown(r: &Report<'_>) -> String {
+    let mut t = Targets { r, lines: Vec::new() };
+    for len in SIZES {
+        t.hot(len);
+    }
+    for len in SIZES {
+        t.writer(len);
+    }
+    for len in SIZES {
+        t.ahead(Workload::FullWrite(len), "full-write", 1.0, true);
+    }
+    t.ahead(Workload::Mixed, "mixed", 1.0, false);
+    for n in THREADS {
+        t.ahead(Workload::Parallel(n), "parallel", 1.0, false);
+    }
+    t.ahead(Workload::Burst, "burst", 1.0, false);
+    for n in PAIRS {
+        t.producer_consumer(n);
+    }
+    t.release_tail(Workload::Mixed);
+    for n in PAIRS {
+        t.release_tail(Workload::ProducerConsumer(n));
+    }
+    t.allocator_calls();
+    let met = t.lines.iter().filter(|(ok, _)| *ok).count();
+    let mut md = format!("## Targets of issue 7: {met} of {} met\n\n", t.lines.len());
+    for (ok, line) in &t.lines {
+        let _ = writeln!(md, "- {} {line}", if *ok { "met:" } else { "**missed**:" });
+    }
+    md
+}
+
+struct Targets<'a, 'r> {
+    r: &'a Report<'r>,
+    lines: Vec<(bool, String)>,
+}
+
+impl Targets<'_, '_> {
+    fn median(&self, imp: &str, w: Workload) -> Option<f64> {
+        self.r.cell(imp, w).map(|c| c.median)
+    }
+
+    /// The fastest implementation on `w` other than magpool and the floor
+    /// (`pools_only`: among the peer pools).
+    fn fastest_peer(&self, w: Workload, pools_only: bool) -> Option<(&'static str, f64)> {
+        self.r
+            .ranked(w)
+            .into_iter()
+            .find(|(i, _)| *i != "magpool" && *i != FLOOR && (!pools_only || POOL_PEERS.contains(i)))
+            .map(|(i, c)| (i, c.median))
+    }
+
+    /// magpool at most `limit` × the fastest peer on `w`.
+    fn ahead(&mut self, w: Workload, what: &str, limit: f64, at_most: bool) {
+        let (Some(m), Some((peer, p))) = (self.median("magpool", w), self.fastest_peer(w, false)) else { return };
+        let ratio = m / p;
+        let ok = if at_most { ratio <= limit } else { ratio < limit };
+        let verb = if at_most { "no worse than" } else { "ahead of" };
+        self.lines.push((
+            ok,
+            format!(
+                "{what} {}: {verb} every peer — magpool {} vs fastest peer {peer} {} = {ratio:.2}×",
+                w.param(),
+                ns(m),
+                ns(p)
+            ),
+        ));
+    }
+
+    fn hot(&mut self, len: usize) {
+        let w = Workload::Hot(len);
+        let (Some(m), Some((peer, p))) = (self.median("magpool", w), self.fastest_peer(w, false)) else { return };
+        self.lines.push((
+            m <= p,
+            format!(
+                "hot {}: at most 1.0× the fastest zeroing peer — magpool {} vs {peer} {} = {:.2}×",
+                w.param(),
+                ns(m),
+                ns(p),
+                m / p
+            ),
+        ));
+        // The pool's own cost, past zeroing: writer zeroes only 64 bytes.
+        let ww = Workload::Writer(len);
+        if let (Some(m), Some(f)) = (self.median("magpool", ww), self.median(FLOOR, ww)) {
+            self.lines.push((
+                m <= 2.0 * f,
+                format!(
+                    "hot {}: own overhead within 2× of a bare thread-local Vec pop+push — writer(len), which zeroes \
+                     64 bytes, magpool {} vs {FLOOR} {} = {:.2}×",
+                    w.param(),
+                    ns(m),
+                    ns(f),
+                    m / f
+                ),
+            ));
+        }
+    }
+
+    fn writer(&mut self, len: usize) {
+        let w = Workload::Writer(len);
+        let Some(m) = self.median("magpool", w) else { return };
+        if let Some((peer, p)) = self.fastest_peer(w, true) {
+            self.lines.push((
+                m < p,
+                format!(
+                    "writer {}: ahead of every peer pool — magpool {} vs {peer} {} = {:.2}×",
+                    w.param(),
+                    ns(m),
+                    ns(p),
+                    m / p
+                ),
+            ));
+        }
+        if len >= 4096 {
+            if let Some(v) = self.median("vec", w) {
+                self.lines.push((
+                    m <= v,
+                    format!(
+                        "writer {}: no slower than Vec::with_capacity — magpool {} vs vec {} = {:.2}×",
+                        w.param(),
+                        ns(m),
+                        ns(v),
+                        m / v
+                    ),
+                ));
+            }
+        }
+        if len >= 64 << 10 {
+            for alloc in ["jemalloc", "mimalloc"] {
+                if let Some(a) = self.median(alloc, w) {
+                    self.lines.push((
+                        a >= 10.0 * m,
+                        format!(
+                            "writer {}: 10× faster than {alloc} — {alloc} {} / magpool {} = {:.1}×",
+                            w.param(),
+                            ns(a),
+                            ns(m),
+                            a / m
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn producer_consumer(&mut self, n: usize) {
+        let w = Workload::ProducerConsumer(n);
+        self.ahead(w, "producer→consumer", 1.0, false);
+        if let (Some(m), Some(mixed)) = (self.median("magpool", w), self.median("magpool", Workload::Mixed)) {
+            self.lines.push((
+                m <= 2.0 * mixed,
+                format!(
+                    "producer→consumer {}: within 2× of magpool's own mixed — {} vs {} = {:.2}×",
+                    w.param(),
+                    ns(m),
+                    ns(mixed),
+                    m / mixed
+                ),
+            ));
+        }
+    }
+
+    fn release_tail(&mut self, w: Workload) {
+        let p999 = |imp: &str| self.r.cell(imp, w).and_then(|c| c.latency).map(|(_, rel)| rel.p999);
+        let Some(m) = p999("magpool") else { return };
+        let best = POOL_PEERS.iter().filter_map(|&p| Some((p, p999(p)?))).min_by_key(|&(_, v)| v);
+        if let Some((peer, p)) = best {
+            self.lines.push((
+                m < p,
+                format!("{} p99.9 release latency below every pool peer's — magpool {m} ns vs {peer} {p} ns", w.key()),
+            ));
+        }
+    }
+
+    fn allocator_calls(&mut self) {
+        let mut nonzero = Vec::new();
+        let mut seen = 0;
+        for &w in &self.r.run.workloads {
+            if let Some(c) = self.r.cell("magpool", w) {
+                seen += 1;
+                if c.calls_per_op > 0.0 {
+                    nonzero.push(format!("{} {:.4}", w.key(), c.calls_per_op));
+                }
+            }
+        }
+        if seen > 0 {
+            let detail = if nonzero.is_empty() { "none on any workload".into() } else { nonzero.join(", ") };
+            self.lines.push((
+                nonzero.is_empty(),
+                format!("steady state: zero allocator calls per op for magpool — calls/op: {detail}"),
+            ));
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! magpool beside its peers: one small trait, [`Impl`], that every buffer
+//! source implements, the workloads written once against it, and a counting
+//! allocator. The criterion benches (`benches/peers.rs`, `cargo bench -p
+//! magpool-bench`) and the bench report (`cargo run --release -p
+//! magpool-bench`) both use it.
+//!
+//! # Implementations
+//!
+//! | name | what a get is | what a release is |
+//! |---|---|---|
+//! | `magpool` | `Pool::get` | drop (zeroes what was exposed) |
+//! | `vec` | `vec![0; len]` / `Vec::with_capacity` (global allocator) | free |
+//! | `mimalloc`, `jemalloc` | `alloc_zeroed` / `alloc` through that allocator's `GlobalAlloc`, called directly | `dealloc` |
+//! | `lockfree-object-pool` | `LinearObjectPool::pull` per class, then zero `len` bytes | back to its page |
+//! | `object-pool` | `Pool::pull` per class, then zero `len` bytes | back into its `Mutex<Vec>` |
+//! | `sharded-slab` | `Pool::create` per class, then zero `len` bytes | `Pool::clear(key)` |
+//! | `arrayqueue` | `ArrayQueue::pop` per class (else allocate), then zero `len` bytes | `push` (else free) |
+//! | `mutex` | `Mutex<Vec<Vec<u8>>>::pop` per class (else allocate), then zero `len` bytes | `push` (else free) |
+//! | `tls-vec` | a thread-local `Vec<Vec<u8>>` per class: `pop` (else allocate), then zero `len` bytes | `push` (else free) |
+//!
+//! `tls-vec` is not a peer but the floor: the bare thread-local pop+push that
+//! issue 7 measures magpool's own overhead against.
+//!
+//! Every pool uses magpool's default size classes and hands out exactly what
+//! `magpool` does: `get(len)` is `len` zero bytes, `with_capacity(n)` is empty
+//! with room for at least `n`. A pool zeroes the `len` bytes it exposes (on
+//! get, after clearing the `Vec` it kept), the cheapest honest way; magpool
+//! zeroes the same bytes on release.
+//!
+//! # Global allocators
+//!
+//! mimalloc and jemalloc are called through their `GlobalAlloc` impls from
+//! [`peers::RawBuf`], not installed as the process's global allocator, so
+//! every implementation can run in one binary. The report runs each
+//! measurement in a process of its own anyway (see its docs).
+
+pub mod count;
+pub mod peers;
+pub mod rng;
+pub mod workloads;
+
+/// A source of byte buffers: an allocator or a pool. Each workload is written
+/// once against this trait.
+///
+/// Buffers are `Send`, so they may be released on another thread than the one
+/// that got them (the producer→consumer workload does).
+pub trait Impl: Sync {
+    /// An owned buffer whose `as_mut` is its `len` exposed bytes; dropping it
+    /// is the release.
+    type Buf<'a>: Send + AsMut<[u8]>
+    where
+        Self: 'a;
+
+    /// Short name, as in tables and `BenchmarkId`s.
+    fn name(&self) -> &'static str;
+
+    /// Whether this is a peer pool or magpool (`true`), or a baseline: an
+    /// allocator, or `tls-vec`.
+    fn is_pool(&self) -> bool;
+
+    /// A buffer of `len` zero bytes.
+    fn get(&self, len: usize) -> Self::Buf<'_>;
+
+    /// An empty buffer with room for at least `capacity` bytes.
+    fn with_capacity(&self, capacity: usize) -> Self::Buf<'_>;
+
+    /// Appends `bytes` to `buf`. The workloads stay within the capacity asked
+    /// for; implementations that cannot grow panic past it.
+    fn extend(buf: &mut Self::Buf<'_>, bytes: &[u8]);
+}
+
+/// Something to do with each implementation, generically: see [`for_each_impl`].
+pub trait Visitor {
+    /// Called once per implementation.
+    fn visit<I: Impl>(&mut self, imp: &I);
+}
+
+/// Names of every implementation, in table order.
+pub const IMPLS: [&str; 10] = [
+    "magpool",
+    "vec",
+    "mimalloc",
+    "jemalloc",
+    "lockfree-object-pool",
+    "object-pool",
+    "sharded-slab",
+    "arrayqueue",
+    "mutex",
+    "tls-vec",
+];
+
+/// Builds the implementation called `name` and hands it to `v`; `false` when
+/// no implementation has that name.
+pub fn visit_impl(name: &str, v: &mut impl Visitor) -> bool {
+    use peers::*;
+    match name {
+        "magpool" => v.visit(&Magpool::new()),
+        "vec" => v.visit(&SystemVec),
+        "mimalloc" => v.visit(&Direct::mimalloc()),
+        "jemalloc" => v.visit(&Direct::jemalloc()),
+        "lockfree-object-pool" => v.visit(&LockfreeObjectPool::new()),
+        "object-pool" => v.visit(&ObjectPool::new()),
+        "sharded-slab" => v.visit(&ShardedSlab::new()),
+        "arrayqueue" => v.visit(&QueuePool::array_queue()),
+        "mutex" => v.visit(&QueuePool::mutex()),
+        "tls-vec" => v.visit(&QueuePool::thread_local()),
+        _ => return false,
+    }
+    true
+}
+
+/// Builds every implementation in [`IMPLS`] order, one at a time, and hands
+/// each to `v`.
+pub fn for_each_impl(v: &mut impl Visitor) {
+    for name in IMPLS {
+        let known = visit_impl(name, v);
+        debug_assert!(known, "{name} is in IMPLS");
+    }
+}
