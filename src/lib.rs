@@ -87,9 +87,11 @@
 //!
 //! # Performance
 //!
-//! `cargo bench` runs the criterion benchmarks in `benches/` (the hot path at
-//! 512 B, 4 KiB, 64 KiB and 1 MiB beside `vec![0; n]`); the README quotes the
-//! medians measured on the development machine.
+//! `cargo run --release -p magpool-bench -- --quick` measures magpool beside
+//! the system allocator, mimalloc, jemalloc and several object pools on seven
+//! workloads, and `cargo bench -p magpool-bench` runs the same workloads under
+//! criterion. The README's Performance section shows the report from the
+//! development machine, including the workloads where magpool is not ahead.
 //!
 //! # Feature flags
 //!
