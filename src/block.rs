@@ -4,13 +4,17 @@
 //! # Invariants
 //!
 //! - A `Block` of `size > 0` owns an allocation made here with
-//!   `Layout::from_size_align(size, ALIGN)`, and frees it exactly once, on drop.
+//!   `Layout::from_size_align(size, align_for(size))`, and frees it exactly once, on drop.
 //! - A `Block` of size 0 owns nothing; its pointer is dangling but aligned.
 //! - Every byte of a block is initialised: blocks are born zeroed
 //!   (`alloc_zeroed`), and later writes only store bytes.
+//! - `dirty <= size`, and bytes `dirty..size` are zero unless the pool runs
+//!   with zeroing off: `dirty` is how far a user may have written. Blocks are
+//!   born clean (`dirty == 0`); a [`Buf`](crate::Buf) raises `dirty` as it
+//!   exposes bytes, and [`wipe`](Block::wipe) zeroes `0..dirty` and resets it.
 //!
-//! Called by the pool (to make and free class blocks and oversized buffers) and
-//! by [`Buf`](crate::Buf) (to zero or poison what a user wrote).
+//! Called by the pool (to make, wipe and free blocks) and by
+//! [`Buf`](crate::Buf) (which records how far it exposed a block).
 #![allow(clippy::disallowed_methods)] // this is block.rs: the one home of alloc/dealloc
 
 use std::alloc::{self, Layout};
@@ -18,21 +22,40 @@ use std::ptr::NonNull;
 
 use crate::Error;
 
-/// Alignment of every block: 16 bytes, what `malloc` gives on 64-bit targets,
-/// so that the system allocator can serve `alloc_zeroed` with `calloc` (fresh
-/// pages from the kernel need no memset).
-pub(crate) const ALIGN: usize = 16;
+/// Largest alignment of any block (see [`align_for`]).
+pub(crate) const ALIGN: usize = 64;
 
-/// An owned, initialised, `ALIGN`-aligned byte allocation of a fixed size.
+/// Blocks this big or bigger are 16-aligned, what `malloc` gives on 64-bit
+/// targets, so that the system allocator serves `alloc_zeroed` with `calloc`,
+/// whose fresh pages from the kernel need no memset and stay untouched (not
+/// resident) until used. glibc maps allocations from 128 KiB up this way.
+const CALLOC_FROM: usize = 128 << 10;
+
+/// The alignment of a block of `size` bytes: a cache line (64) below
+/// [`CALLOC_FROM`], so that vector stores never straddle two lines (a
+/// 16-aligned 512-byte block cost twice as much to zero and to fill: `perf`);
+/// 16 from there up, so that a fresh block's pages stay lazily zeroed.
+#[inline]
+pub(crate) const fn align_for(size: usize) -> usize {
+    if size < CALLOC_FROM {
+        ALIGN
+    } else {
+        16
+    }
+}
+
+/// An owned, initialised, aligned ([`align_for`]) byte allocation of a fixed size,
+/// and how much of it a user may have written.
 ///
 /// # Invariants
 ///
 /// See the module docs: owns `size` initialised bytes (or nothing when
-/// `size == 0`), freed on drop.
+/// `size == 0`), freed on drop; `dirty <= size`, zeroes past `dirty`.
 #[derive(Debug)]
 pub(crate) struct Block {
     ptr: NonNull<u8>,
     size: usize,
+    dirty: usize,
 }
 
 /// A `Block` owns its allocation exclusively, like `Box<[u8]>`.
@@ -43,7 +66,12 @@ unsafe impl Send for Block {}
 // SAFETY: no interior mutability reachable from `&Block`.
 unsafe impl Sync for Block {}
 
-const _: () = assert!(std::mem::size_of::<Block>() == 2 * std::mem::size_of::<usize>());
+const _: () = assert!(std::mem::size_of::<Block>() == 3 * std::mem::size_of::<usize>());
+
+/// Dirty prefixes up to this many bytes are wiped with one fixed-size store
+/// sequence, inlined, instead of a call to `memset` (the common case of a
+/// small record in a larger class). Blocks of a class are at least this big.
+const INLINE_WIPE: usize = 64;
 
 impl Block {
     /// A block of zero bytes: allocates nothing.
@@ -52,13 +80,13 @@ impl Block {
         // ALIGN is a power of two and non-zero.
         let ptr = NonNull::<u8>::dangling().as_ptr().wrapping_add(ALIGN - 1);
         // SAFETY: `dangling()` is 1 and ALIGN - 1 + 1 = ALIGN: non-null.
-        Block { ptr: unsafe { NonNull::new_unchecked(ptr) }, size: 0 }
+        Block { ptr: unsafe { NonNull::new_unchecked(ptr) }, size: 0, dirty: 0 }
     }
 
     /// The layout of a block of `size` bytes, or the error naming the size.
     #[inline]
     fn layout(size: usize) -> Result<Layout, Error> {
-        Layout::from_size_align(size, ALIGN).map_err(|_| Error::CapacityOverflow { requested: size })
+        Layout::from_size_align(size, align_for(size)).map_err(|_| Error::CapacityOverflow { requested: size })
     }
 
     /// Allocates `size` zeroed bytes from the global allocator.
@@ -75,7 +103,7 @@ impl Block {
         // SAFETY: `layout` has a non-zero size (checked above).
         let raw = unsafe { alloc::alloc_zeroed(layout) };
         match NonNull::new(raw) {
-            Some(ptr) => Ok(Block { ptr, size }),
+            Some(ptr) => Ok(Block { ptr, size, dirty: 0 }),
             None => Err(Error::AllocationFailed { size }),
         }
     }
@@ -93,13 +121,70 @@ impl Block {
         self.ptr.as_ptr()
     }
 
-    /// Sets the first `len` bytes to `byte`. Cost: `len` bytes of memset.
+    /// How far a user may have written: bytes past it are zero (with
+    /// zeroing on).
+    #[cfg(test)]
+    pub(crate) fn dirty(&self) -> usize {
+        self.dirty
+    }
+
+    /// Records that bytes up to `len` are exposed to a user (and so may be
+    /// written). Never lowers the mark.
+    #[cfg(test)]
+    pub(crate) fn expose(&mut self, len: usize) {
+        assert!(len <= self.size, "expose({len}) past a {}-byte block", self.size);
+        self.dirty = self.dirty.max(len);
+    }
+
+    /// Gives up the block as `(ptr, size, dirty)`, without freeing it: the
+    /// caller now owns the allocation and must rebuild the block with
+    /// [`from_raw_parts`](Block::from_raw_parts) to free or reuse it.
+    #[inline(always)]
+    pub(crate) fn into_raw_parts(self) -> (NonNull<u8>, usize, usize) {
+        let parts = (self.ptr, self.size, self.dirty);
+        std::mem::forget(self);
+        parts
+    }
+
+    /// Rebuilds a block from [`into_raw_parts`](Block::into_raw_parts).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` and `size` come from one `into_raw_parts` call whose parts have
+    /// not been rebuilt since; `dirty <= size`, and bytes past `dirty` are zero
+    /// if the pool zeroes (or `dirty` is at least the one given up).
+    #[inline(always)]
+    pub(crate) unsafe fn from_raw_parts(ptr: NonNull<u8>, size: usize, dirty: usize) -> Block {
+        debug_assert!(dirty <= size);
+        Block { ptr, size, dirty }
+    }
+
+    /// Zeroes what a user may have written, so that the whole block is zero.
+    /// Cost: `dirty` bytes of stores, inlined when at most 64.
     #[inline]
-    pub(crate) fn fill_prefix(&mut self, len: usize, byte: u8) {
-        assert!(len <= self.size, "fill_prefix({len}) past a {}-byte block", self.size);
-        // SAFETY: `len <= size`, and the block owns `size` writable bytes
-        // (`&mut self`: nobody else reads them now).
-        unsafe { self.ptr.as_ptr().write_bytes(byte, len) };
+    pub(crate) fn wipe(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        if dirty == 0 {
+            return;
+        }
+        if dirty <= INLINE_WIPE && self.size >= INLINE_WIPE {
+            // A typed store, not `write_bytes`: LLVM would merge two
+            // `write_bytes` calls into one `memset` call of either length.
+            // SAFETY: `INLINE_WIPE <= size` writable bytes, exclusively ours
+            // (`&mut self`); unaligned writes have no alignment requirement.
+            unsafe { self.ptr.as_ptr().cast::<[u64; INLINE_WIPE / 8]>().write_unaligned([0; INLINE_WIPE / 8]) };
+        } else {
+            // SAFETY: `dirty <= size` (invariant) writable bytes, exclusively
+            // ours (`&mut self`).
+            unsafe { self.ptr.as_ptr().write_bytes(0, dirty) };
+        }
+    }
+
+    /// Overwrites what a user may have written with `byte` (debug builds with
+    /// zeroing off: stale reads then show up as a pattern).
+    pub(crate) fn poison(&mut self, byte: u8) {
+        // SAFETY: `dirty <= size` writable bytes, exclusively ours.
+        unsafe { self.ptr.as_ptr().write_bytes(byte, self.dirty) };
     }
 }
 
@@ -128,10 +213,35 @@ mod tests {
         // SAFETY: 4096 initialised bytes owned by `b`.
         let s = unsafe { std::slice::from_raw_parts(b.as_ptr(), 4096) };
         assert!(s.iter().all(|&x| x == 0));
-        b.fill_prefix(100, 7);
+        b.expose(100);
+        b.poison(7);
         // SAFETY: as above.
         let s = unsafe { std::slice::from_raw_parts(b.as_ptr(), 4096) };
         assert!(s[..100].iter().all(|&x| x == 7) && s[100..].iter().all(|&x| x == 0));
+        assert_eq!(b.dirty(), 100);
+    }
+
+    #[test]
+    fn wipe_clears_exactly_the_dirty_prefix() {
+        for dirty in [1, 63, 64, 65, 100, 4096] {
+            let mut b = Block::new_zeroed(4096).unwrap();
+            b.expose(dirty);
+            b.expose(dirty / 2); // never lowers the mark
+            assert_eq!(b.dirty(), dirty);
+            b.poison(0xA5);
+            b.wipe();
+            assert_eq!(b.dirty(), 0);
+            // SAFETY: 4096 initialised bytes owned by `b`.
+            let s = unsafe { std::slice::from_raw_parts(b.as_ptr(), 4096) };
+            assert!(s.iter().all(|&x| x == 0), "dirty {dirty}");
+        }
+        // A block smaller than the inline length is wiped by its dirty length.
+        let mut small = Block::new_zeroed(16).unwrap();
+        small.expose(16);
+        small.poison(1);
+        small.wipe();
+        // SAFETY: 16 initialised bytes owned by `small`.
+        assert_eq!(unsafe { std::slice::from_raw_parts(small.as_ptr(), 16) }, &[0; 16]);
     }
 
     #[test]

@@ -76,11 +76,19 @@ impl Builder {
         self
     }
 
-    /// Whether released buffers are zeroed (default `true`): then no buffer is
-    /// ever handed out holding another user's bytes. Only the part of a buffer
-    /// that was ever exposed (its length's high-water mark) is zeroed. With
-    /// `false`, a buffer from [`Pool::get`] holds whatever its last user left
-    /// there (always initialised memory).
+    /// Whether what a released buffer held is zeroed before the buffer is
+    /// reused (default `true`): then no buffer is ever handed out holding
+    /// another user's bytes, not even past its length. Only the part of a
+    /// buffer that was ever exposed (its length's high-water mark) is zeroed.
+    ///
+    /// The zeroing happens when the pool next hands the buffer out, on the
+    /// thread that takes it, not in the drop: a release is O(1) at any size,
+    /// and the bytes are zeroed in the cache of the thread about to fill them.
+    /// Until then a cached buffer still holds its last contents in memory; a
+    /// buffer that held a secret should be overwritten before it is dropped.
+    ///
+    /// With `false`, a buffer from [`Pool::get`] holds whatever its last user
+    /// left there (always initialised memory).
     pub fn zero_on_release(mut self, on: bool) -> Builder {
         self.zero_on_release = on;
         self

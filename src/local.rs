@@ -1,11 +1,17 @@
-//! The registry of live pools, thread identity, and thread-exit hooks.
+//! The registry of live pools, thread identity, the per-thread slot hint, and
+//! thread-exit hooks.
 //!
 //! `thread_local::ThreadLocal` keeps a pool's per-thread slots alive until the
 //! pool drops and hands a dead thread's slot to the next thread that gets the
-//! same id; it runs nothing at thread exit. This module adds the missing
-//! piece: each thread gets a serial number (never reused) and a hook that, when
-//! the thread's thread-locals are destroyed, asks every live pool it touched to
-//! flush this thread's magazines to the depot.
+//! same id; it runs nothing at thread exit, and finding a slot through it costs
+//! a call and a few dependent loads. This module adds the missing pieces:
+//!
+//! - each thread gets a serial number (never reused), the unit of slot
+//!   ownership (see `pool.rs`);
+//! - a hook that, when the thread's thread-locals are destroyed, asks every
+//!   live pool the thread claimed a slot in to flush and release that slot;
+//! - a hint, [`current`], that maps a pool id to the address of the slot the
+//!   thread owns in it: one thread-local load on the hot path.
 //!
 //! Hooks name pools by id, and only the registry holds a `Weak` to each live
 //! pool, removed when the pool drops: a thread that used a pool keeps nothing
@@ -15,16 +21,19 @@
 //!
 //! - `LIVE` maps the id of every pool that has not begun dropping to a `Weak`
 //!   of its shared state; ids are never reused.
-//! - `SERIAL` is 0 until the thread first registers, then a unique non-zero
-//!   number, then [`EXITING`] once the hook has started running.
-//! - A pool is flushed at exit only through `ThreadLocal::get`, which returns
-//!   the slot only while this thread still holds its id; so a flush never
-//!   races with a thread that has taken the id over.
-//! - Registering happens after the pool's `ThreadLocal::get_or`, so the
-//!   thread_local crate's own id guard is registered first and, destructors
-//!   running last-in first-out, outlives our hook.
+//! - `SERIAL` is 0 until the thread first claims a slot, then a unique
+//!   non-zero number, then [`EXITING`] once the hook has started running.
+//! - `HINT` holds `(id, slot)` only while this thread owns `slot` in the pool
+//!   `id`: entries are written after a claim, and the hook empties them all
+//!   (after setting [`EXITING`], so none is written again) before it releases
+//!   any slot. A stale entry of a dropped pool is never read as valid, since
+//!   ids are never reused.
+//! - The hook holds the slot address with the pool id, so it reaches the slot
+//!   without the thread_local crate, whose own guard may run before or after
+//!   it: ownership, not destructor order, keeps the two apart.
 //!
-//! Called by the pool's slow paths only.
+//! Called by the pool: [`current`] on every get and release, the rest on slow
+//! paths only.
 #![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
@@ -36,11 +45,16 @@ use once_cell::sync::Lazy;
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::thread_local;
 
+/// The address of a pool's per-thread slot, opaque here (`pool.rs` owns the
+/// type). Valid while that pool is alive.
+pub(crate) type SlotAddr = *const ();
+
 /// What the registry can ask of a live pool.
 pub(crate) trait LivePool: Send + Sync {
-    /// Flushes the calling thread's cache, if the slot is still registered to
-    /// thread `serial`. Called by the thread's exit hook.
-    fn flush_at_exit(&self, serial: u64);
+    /// Flushes and releases the slot at `slot` (this pool's, as registered by
+    /// the calling thread) if thread `serial` still owns it. Called by the
+    /// thread's exit hook, which keeps the pool alive meanwhile.
+    fn flush_at_exit(&self, slot: SlotAddr, serial: u64);
 
     /// The pool's counters (for observers that hold only its id).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))] // the collector is the one observer
@@ -81,58 +95,89 @@ pub(crate) fn find_pool(id: u64) -> Option<Arc<dyn LivePool>> {
     live().get(&id).and_then(Weak::upgrade)
 }
 
+/// Entries of the slot hint: pools a thread can alternate between without
+/// leaving the hot path (pool ids are sequential, so consecutive pools never
+/// share an entry).
+const WAYS: usize = 4;
+const NO_HINT: (u64, SlotAddr) = (0, std::ptr::null());
+
 thread_local! {
     static SERIAL: Cell<u64> = const { Cell::new(0) };
-    static HOOK: ExitHook = const { ExitHook { pools: RefCell::new(Vec::new()) } };
+    // No destructor and a const initialiser: each access is a plain
+    // thread-local load, valid at every point of thread teardown.
+    static HINT: [Cell<(u64, SlotAddr)>; WAYS] = const { [const { Cell::new(NO_HINT) }; WAYS] };
+    static HOOK: ExitHook = const { ExitHook { slots: RefCell::new(Vec::new()) } };
 }
 
-/// Holds the ids of the pools this thread registered with; flushes them on drop.
+/// The slots this thread claimed, with their pools' ids; flushes and releases
+/// them on drop.
 struct ExitHook {
-    pools: RefCell<Vec<u64>>,
+    slots: RefCell<Vec<(u64, SlotAddr)>>,
 }
 
 impl Drop for ExitHook {
     fn drop(&mut self) {
         let serial = SERIAL.with(|s| s.replace(EXITING));
-        for id in self.pools.take() {
+        HINT.with(|hint| hint.iter().for_each(|e| e.set(NO_HINT)));
+        for (id, slot) in self.slots.take() {
             if let Some(pool) = find_pool(id) {
-                pool.flush_at_exit(serial);
+                pool.flush_at_exit(slot, serial);
             }
         }
     }
+}
+
+/// The slot this thread owns in pool `id`, if the hint has it. The hot path:
+/// one thread-local load and a compare.
+#[inline(always)]
+pub(crate) fn current(id: u64) -> Option<SlotAddr> {
+    let (hinted, slot) = HINT.with(|hint| hint[id as usize % WAYS].get());
+    (hinted == id).then_some(slot)
+}
+
+/// Records that this thread owns `slot` in pool `id` (after a claim, or to
+/// refill an entry another pool took).
+pub(crate) fn remember(id: u64, slot: SlotAddr) {
+    debug_assert!(id != 0 && serial() != EXITING);
+    HINT.with(|hint| hint[id as usize % WAYS].set((id, slot)));
 }
 
 /// This thread's serial: 0 if it never registered, [`EXITING`] once exiting.
 #[inline]
-pub(crate) fn serial() -> u64 {
+fn serial() -> u64 {
     // `SERIAL` has no destructor, so it is readable at any point of teardown.
     SERIAL.with(Cell::get)
 }
 
-/// Registers pool `id` to be flushed when this thread exits; returns this
-/// thread's serial, or `None` when the thread is already exiting (the caller
-/// then works without a cache).
-pub(crate) fn register(id: u64) -> Option<u64> {
+/// This thread's serial for claiming a slot, assigned on first use; `None`
+/// once the thread is exiting (the caller then works without a cache).
+pub(crate) fn claim_serial() -> Option<u64> {
+    match serial() {
+        EXITING => None,
+        0 => {
+            let fresh = NEXT_SERIAL.fetch_add(1, Relaxed);
+            SERIAL.with(|s| s.set(fresh));
+            Some(fresh)
+        }
+        known => Some(known),
+    }
+}
+
+/// Registers the slot this thread just claimed in pool `id`, to be flushed
+/// and released when the thread exits; `false` when the thread is already
+/// exiting (the caller must then release the slot itself).
+pub(crate) fn register(id: u64, slot: SlotAddr) -> bool {
     if serial() == EXITING {
-        return None;
+        return false;
     }
     HOOK.try_with(|hook| {
-        let serial = match serial() {
-            0 => {
-                let fresh = NEXT_SERIAL.fetch_add(1, Relaxed);
-                SERIAL.with(|s| s.set(fresh));
-                fresh
-            }
-            known => known,
-        };
-        let mut pools = hook.pools.borrow_mut();
-        if pools.len() >= 8 && pools.len().is_power_of_two() {
+        let mut slots = hook.slots.borrow_mut();
+        if slots.len() >= 8 && slots.len().is_power_of_two() {
             // Forget dropped pools now and then: amortised O(1) per register.
             let live = live();
-            pools.retain(|id| live.contains_key(id));
+            slots.retain(|(id, _)| live.contains_key(id));
         }
-        pools.push(id);
-        serial
+        slots.push((id, slot));
     })
-    .ok()
+    .is_ok()
 }

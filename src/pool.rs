@@ -7,12 +7,19 @@
 //!   cached (`caps[n] == 0`), its blocks allocated exactly and freed on release.
 //!   A zero-length request is class `n` too, with an empty block that is never
 //!   counted.
-//! - With `zero_on_release`, every block in a cache or the depot is all zeroes:
-//!   fresh blocks come from `alloc_zeroed`, and [`release`](Pool::release)
-//!   zeroes the prefix a user could have written before caching a block.
-//! - A slot's cache is used only by the thread that `ThreadLocal::get` returns
-//!   it to: the thread_local crate gives each live thread its own id, and a
-//!   dead thread's slot passes to a new one through the id manager's lock.
+//! - With `zero_on_release`, every block handed out is all zeroes: fresh
+//!   blocks come from `alloc_zeroed`, and a cached block, zero past its dirty
+//!   mark (`block.rs`), is wiped up to the mark by [`take`](Pool::take) before
+//!   anyone sees it. Release itself writes nothing: it is O(1) at any size.
+//! - A slot's cache is used only by the thread whose serial is in its `owner`.
+//!   A thread claims a slot (`0 → serial`, Acquire) before its first use, and
+//!   its exit hook flushes the slot and releases it (`serial → 0`, Release)
+//!   after its last, so each owner's accesses happen after the previous
+//!   owner's. The thread_local crate gives each live thread its own slot; a
+//!   dead thread's slot may pass to a new thread that got its id, which runs
+//!   uncached until the exit hook has released it (then claims it).
+//! - The thread's slot hint (`local::current`) names a slot only while the
+//!   thread owns it (`local.rs`), so a hint hit needs no other check.
 //!
 //! Called by [`Buf`] (release, growth) and by users.
 
@@ -27,7 +34,10 @@ use crate::depot::Depot;
 use crate::local::{self, LivePool};
 use crate::size_class::SizeClasses;
 use crate::stats::{ClassCounters, ClassStats, Reading, Stats};
-use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use crate::thread_cache::ThreadCache;
 use crate::{Buf, Error};
 
@@ -78,8 +88,8 @@ struct Shared {
 /// One thread's state in one pool.
 struct Slot {
     cache: ThreadCache<Block>,
-    /// Serial of the thread whose exit hook will flush this slot; written by
-    /// the owner on its slow path, read by the owner's exit hook.
+    /// Serial of the thread that owns `cache`, 0 while none does (see the
+    /// module invariants for how ownership passes).
     owner: AtomicU64,
 }
 
@@ -191,7 +201,8 @@ impl Pool {
         self.shared.classes.sizes()
     }
 
-    /// Whether released buffers are zeroed.
+    /// Whether released buffers are zeroed before reuse
+    /// ([`Builder::zero_on_release`]).
     pub fn zero_on_release(&self) -> bool {
         self.shared.zero_on_release
     }
@@ -215,8 +226,8 @@ impl Pool {
     /// caches are theirs to keep). Buffers in use are unaffected.
     pub fn trim(&self) {
         let s = &*self.shared;
-        if let Some(slot) = s.slots.get() {
-            // SAFETY: `slots.get()` returns the calling thread's own slot.
+        if let Some(slot) = self.local_slot() {
+            // SAFETY: `local_slot` returns a slot the calling thread owns.
             unsafe { slot.cache.drain() };
         }
         for class in 0..s.classes.len() {
@@ -228,58 +239,57 @@ impl Pool {
 
     // === the get and release paths ===
 
-    /// Finds a block for `size` bytes: the hot path.
-    #[inline]
+    /// Finds a block for `size` bytes, wiped when zeroing is on: the hot path.
+    #[inline(always)]
     pub(crate) fn take(&self, size: usize) -> Result<(Block, usize), Error> {
         let s = &*self.shared;
         let class = s.classes.class_of(size);
-        if let Some(slot) = s.slots.get() {
-            // SAFETY: `slots.get()` returns the calling thread's own slot
-            // (module invariants): we are its cache's owner.
-            if let Some(block) = unsafe { slot.cache.pop_local(class) } {
-                return Ok((block, class));
-            }
+        let hit = self.hinted_slot().and_then(|slot| {
+            // SAFETY: `hinted_slot` returns a slot the calling thread owns: we
+            // are its cache's owner.
+            unsafe { slot.cache.pop_local(class) }
+        });
+        let mut block = match hit {
+            Some(block) => block,
+            None => self.take_slow(size, class)?,
+        };
+        if s.zero_on_release {
+            block.wipe();
         }
-        self.take_slow(size, class)
+        Ok((block, class))
     }
 
     #[cold]
     #[inline(never)]
-    fn take_slow(&self, size: usize, class: usize) -> Result<(Block, usize), Error> {
+    fn take_slow(&self, size: usize, class: usize) -> Result<Block, Error> {
         if size == 0 {
-            return Ok((Block::empty(), class));
+            return Ok(Block::empty());
         }
         let s = &*self.shared;
         let block_size = if class < s.classes.len() { s.classes.size(class) } else { size };
         let make = || Block::new_zeroed(block_size);
-        let block = match self.local_slot() {
-            // SAFETY: `local_slot` returns the calling thread's own slot.
-            Some(slot) => unsafe { slot.cache.pop_slow(class, &s.depot, make) }?,
+        match self.local_slot() {
+            // SAFETY: `local_slot` returns a slot the calling thread owns.
+            Some(slot) => unsafe { slot.cache.pop_slow(class, &s.depot, make) },
             None => {
                 let block = make()?;
                 s.remote[class].allocations.bump_shared(1);
                 s.remote[class].gets.bump_shared(1);
-                block
+                Ok(block)
             }
-        };
-        Ok((block, class))
+        }
     }
 
-    /// Takes back a block of `class` whose first `dirty` bytes may have been
-    /// written: the hot path of every `Buf` drop.
+    /// Takes back a block of `class`, dirty up to its mark: the hot path of
+    /// every `Buf` drop. Writes nothing into the block (with zeroing on).
     #[inline]
-    pub(crate) fn release(&self, mut block: Block, class: usize, dirty: usize) {
-        let s = &*self.shared;
-        if class >= s.classes.len() {
-            return self.release_slow(block, class);
+    pub(crate) fn release(&self, mut block: Block, class: usize) {
+        if cfg!(debug_assertions) && !self.shared.zero_on_release {
+            block.poison(POISON);
         }
-        if s.zero_on_release {
-            block.fill_prefix(dirty, 0);
-        } else if cfg!(debug_assertions) {
-            block.fill_prefix(dirty, POISON);
-        }
-        if let Some(slot) = s.slots.get() {
-            // SAFETY: `slots.get()` returns the calling thread's own slot.
+        if let Some(slot) = self.hinted_slot() {
+            // SAFETY: `hinted_slot` returns a slot the calling thread owns.
+            // The oversized class has a placeholder magazine: always full.
             match unsafe { slot.cache.push_local(class, block) } {
                 Ok(()) => return,
                 Err(back) => block = back,
@@ -296,7 +306,7 @@ impl Pool {
         }
         let s = &*self.shared;
         match self.local_slot() {
-            // SAFETY: `local_slot` returns the calling thread's own slot.
+            // SAFETY: `local_slot` returns a slot the calling thread owns.
             Some(slot) => unsafe { slot.cache.push_slow(class, block, &s.depot) },
             None => {
                 drop(block);
@@ -306,20 +316,39 @@ impl Pool {
         }
     }
 
-    /// The calling thread's slot, created and registered for its exit flush if
-    /// needed; `None` while the thread is exiting (work then bypasses caches).
+    /// The slot the calling thread owns in this pool, if its hint has it.
+    #[inline(always)]
+    fn hinted_slot(&self) -> Option<&Slot> {
+        let addr = local::current(self.id)?;
+        // SAFETY: the hint names a slot of pool `self.id` only while this
+        // thread owns it (`local.rs` invariants); the slot lives in
+        // `self.shared.slots`, which never moves or frees a value before it
+        // drops, and `&self` keeps the pool alive.
+        Some(unsafe { &*addr.cast::<Slot>() })
+    }
+
+    /// The slot the calling thread owns in this pool, claimed (and registered
+    /// for the exit flush) if needed. `None` while the thread is exiting, or
+    /// while a dead thread that had the same thread_local id still owns it
+    /// (work then bypasses caches).
     fn local_slot(&self) -> Option<&Slot> {
-        let serial = local::serial();
-        if serial == local::EXITING {
-            return None;
+        if let Some(slot) = self.hinted_slot() {
+            return Some(slot);
         }
+        let serial = local::claim_serial()?;
         let s = &*self.shared;
         let slot =
             s.slots.get_or(|| Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(0) });
-        if serial == 0 || slot.owner.load(Relaxed) != serial {
-            let serial = local::register(self.id)?;
-            slot.owner.store(serial, Relaxed);
+        let addr = (slot as *const Slot).cast::<()>();
+        // Only this thread writes its own serial: equal means already ours.
+        if slot.owner.load(Relaxed) != serial {
+            slot.owner.compare_exchange(0, serial, Acquire, Relaxed).ok()?;
+            if !local::register(self.id, addr) {
+                slot.owner.store(0, Release);
+                return None;
+            }
         }
+        local::remember(self.id, addr);
         Some(slot)
     }
 }
@@ -344,12 +373,15 @@ impl Shared {
 }
 
 impl LivePool for Shared {
-    fn flush_at_exit(&self, serial: u64) {
-        if let Some(slot) = self.slots.get() {
-            if slot.owner.load(Relaxed) == serial {
-                // SAFETY: `slots.get()` returned this thread's own slot.
-                unsafe { slot.cache.flush(&self.depot) };
-            }
+    fn flush_at_exit(&self, slot: local::SlotAddr, serial: u64) {
+        // SAFETY: the hook passes the address this thread registered for this
+        // pool, a slot in `self.slots`, alive as long as `self` (which the
+        // hook holds an `Arc` to).
+        let slot = unsafe { &*slot.cast::<Slot>() };
+        if slot.owner.load(Relaxed) == serial {
+            // SAFETY: thread `serial`, the caller, owns the slot.
+            unsafe { slot.cache.flush(&self.depot) };
+            slot.owner.store(0, Release);
         }
     }
 
@@ -364,10 +396,12 @@ impl LivePool for Shared {
 #[track_caller]
 pub(crate) fn fail(e: Error) -> ! {
     match e {
-        Error::AllocationFailed { size } => match std::alloc::Layout::from_size_align(size, crate::block::ALIGN) {
-            Ok(layout) => std::alloc::handle_alloc_error(layout),
-            Err(_) => panic!("magpool: {e}"),
-        },
+        Error::AllocationFailed { size } => {
+            match std::alloc::Layout::from_size_align(size, crate::block::align_for(size)) {
+                Ok(layout) => std::alloc::handle_alloc_error(layout),
+                Err(_) => panic!("magpool: {e}"),
+            }
+        }
         _ => panic!("capacity overflow: {e}"),
     }
 }

@@ -13,9 +13,9 @@
 //!   count, makes "back to the baseline" exact: a net count drifts whenever
 //!   something allocated before the section (say, the epoch collector's record
 //!   of an exited thread) happens to be freed inside it.
-//! - **Blocks** are the allocations aligned to 16 bytes and at least 512 bytes
-//!   long: the layout of every pooled and oversized buffer (`block.rs`), and of
-//!   nothing else on these paths. Each must be freed once, with its layout.
+//! - **Blocks** are the allocations at least 512 bytes long and aligned as
+//!   `block.rs` aligns them (64 bytes below 128 KiB, 16 from there): the layout
+//!   of every pooled and oversized buffer, and of nothing else on these paths. Each must be freed once, with its layout.
 //!
 //! The counters are process-wide, so every test takes [`serial`] first.
 #![cfg(not(miri))]
@@ -58,14 +58,21 @@ fn armed() -> bool {
     ARMED.try_with(Cell::get).unwrap_or(false)
 }
 
-/// Alignment of every pool block (`block.rs`: 16 bytes).
-const BLOCK_ALIGN: usize = 16;
+/// Alignment of a pool block of `size` bytes (`block.rs`: a cache line below
+/// 128 KiB, where glibc's `calloc` would memset anyway; 16 from there up).
+fn block_align(size: usize) -> usize {
+    if size < 128 << 10 {
+        64
+    } else {
+        16
+    }
+}
 
-/// Whether `layout` is a block's: 16-aligned and at least the smallest default
-/// class. Nothing else on these paths has that layout (the pool's own
+/// Whether `layout` is a block's: at least the smallest default class, aligned
+/// as blocks are. Nothing else on these paths has that layout (the pool's own
 /// structures, magazines and epoch nodes are 8- or 128-aligned).
 fn is_block(layout: Layout) -> bool {
-    layout.align() == BLOCK_ALIGN && layout.size() >= DEFAULT_SIZE_CLASSES[0]
+    layout.size() >= DEFAULT_SIZE_CLASSES[0] && layout.align() == block_align(layout.size())
 }
 
 /// The allocations armed threads made since the ledger opened and that are
