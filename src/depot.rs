@@ -63,6 +63,15 @@ impl<T: Send + 'static> Depot<T> {
         mag.len().saturating_mul(self.classes[class].item_bytes)
     }
 
+    /// Runs `f` with the calling thread pinned, so that the depot operations
+    /// inside pin re-entrantly, without a fence each: an exchange (a full
+    /// magazine for an empty one) then costs one pin instead of two.
+    #[inline]
+    pub(crate) fn pinned<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = crossbeam_epoch::pin();
+        f()
+    }
+
     /// Takes a magazine holding at least one item, if any. Lock-free.
     pub(crate) fn pop_full(&self, class: usize) -> Option<Magazine<T>> {
         let mag = self.classes[class].full.pop()?;

@@ -269,8 +269,14 @@ impl Pool {
         let block_size = if class < s.classes.len() { s.classes.size(class) } else { size };
         let make = || Block::new_zeroed(block_size);
         match self.local_slot() {
+            // The hint may have missed with blocks cached: try the magazine
+            // first, as the hot path would have.
             // SAFETY: `local_slot` returns a slot the calling thread owns.
-            Some(slot) => unsafe { slot.cache.pop_slow(class, &s.depot, make) },
+            Some(slot) => match unsafe { slot.cache.pop_local(class) } {
+                Some(block) => Ok(block),
+                // SAFETY: as above.
+                None => unsafe { slot.cache.pop_slow(class, &s.depot, make) },
+            },
             None => {
                 let block = make()?;
                 s.remote[class].allocations.bump_shared(1);
@@ -306,8 +312,13 @@ impl Pool {
         }
         let s = &*self.shared;
         match self.local_slot() {
+            // As in `take_slow`: the magazine may have room after a hint miss.
             // SAFETY: `local_slot` returns a slot the calling thread owns.
-            Some(slot) => unsafe { slot.cache.push_slow(class, block, &s.depot) },
+            Some(slot) => match unsafe { slot.cache.push_local(class, block) } {
+                Ok(()) => {}
+                // SAFETY: as above.
+                Err(block) => unsafe { slot.cache.push_slow(class, block, &s.depot) },
+            },
             None => {
                 drop(block);
                 s.remote[class].puts.bump_shared(1);

@@ -144,7 +144,7 @@ impl<T: Send + 'static> ThreadCache<T> {
         let cached = match c.cap {
             0 => None,
             // SAFETY: forwarded from the caller.
-            _ => unsafe { self.with_mags(class, |m| m.refill(class, depot, &c.counters)) },
+            _ => depot.pinned(|| unsafe { self.with_mags(class, |m| m.refill(class, depot, &c.counters)) }),
         };
         let item = match cached {
             Some(item) => item,
@@ -175,7 +175,7 @@ impl<T: Send + 'static> ThreadCache<T> {
             c.counters.discarded.bump_local(1);
         } else {
             // SAFETY: forwarded from the caller.
-            unsafe { self.with_mags(class, |m| m.spill(class, item, c.cap, depot, &c.counters)) };
+            depot.pinned(|| unsafe { self.with_mags(class, |m| m.spill(class, item, c.cap, depot, &c.counters)) });
         }
         c.counters.puts.bump_local(1);
     }

@@ -391,3 +391,22 @@ fn trim_keeps_other_threads() {
         trimmed_tx.send(()).unwrap();
     });
 }
+
+/// A thread that alternates between more pools than its slot hint holds (4)
+/// keeps one cache per pool: after the first get, every buffer comes back
+/// from that pool's cache, and each pool counts only its own traffic.
+#[test]
+fn many_pools_on_one_thread() {
+    let pools: Vec<Pool> = (0..6).map(|_| Pool::new()).collect();
+    for _ in 0..3 {
+        for pool in &pools {
+            let mut buf = pool.get(4096);
+            buf[0] = 1;
+        }
+    }
+    for (i, pool) in pools.iter().enumerate() {
+        let s = pool.stats();
+        assert_eq!((s.allocations, s.gets, s.puts, s.in_use), (1, 3, 3, 0), "pool {i}: {s:?}");
+        assert!(pool.get(4096).iter().all(|&b| b == 0), "pool {i}: wiped on reuse");
+    }
+}
