@@ -55,8 +55,9 @@
 //!   calls no allocator. Depot exchanges are lock-free.
 //! - **Zeroing.** With [`zero_on_release`](Builder::zero_on_release) (the
 //!   default), no buffer is handed out holding another user's bytes, and only
-//!   the bytes a buffer ever exposed (its length's high-water mark) are zeroed
-//!   on release. Without it, contents are stale but always initialised.
+//!   the bytes a buffer ever exposed (its length's high-water mark) are zeroed,
+//!   when the pool next hands the buffer out: a release is O(1) at any size.
+//!   Without it, contents are stale but always initialised.
 //! - **Bounded memory.** The depot keeps at most
 //!   [`max_retained_bytes`](Builder::max_retained_bytes); each thread caches at
 //!   most two magazines per class, sized so that large classes cache few

@@ -368,7 +368,7 @@ fn hot_get_drop() {
         let mut checksum = 0usize;
         for i in 0..1_000_000usize {
             let mut buf = pool.get(4096);
-            buf[i % 4096] = 1; // dirty it, so release zeroes it
+            buf[i % 4096] = 1; // dirty it, so the next get wipes it
             checksum += buf.len();
         }
         checksum

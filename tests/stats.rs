@@ -149,7 +149,7 @@ fn identities() {
                     Some(&size) => 1 + rng.below(size),
                     None => DEFAULT_SIZE_CLASSES[8] + 1 + rng.below(4096), // oversized
                 };
-                // Large ones through with_capacity: nothing to zero on release.
+                // Large ones through with_capacity: nothing to zero on reuse.
                 live.push(if len > 1 << 16 { pool.with_capacity(len) } else { pool.get(len) });
             }
             0..=89 if !live.is_empty() => drop(live.swap_remove(rng.below(live.len()))),

@@ -128,7 +128,7 @@ fn growth() {
     assert_eq!((s.classes[0].allocations, s.classes[1].allocations), (1, 1), "the same two blocks came back");
 }
 
-/// Only the exposed prefix is zeroed on release, so whatever was written
+/// Only the exposed prefix is zeroed on reuse, so whatever was written
 /// must be inside it: bytes written before a `truncate` or `clear` still are.
 #[test]
 fn shortened() {

@@ -73,8 +73,8 @@ impl Buffers for Pool {
         Pool::with_capacity(self, capacity)
     }
 
-    /// `get`: with zeroing on release (the default) the block is already
-    /// zero, so nothing is written here.
+    /// `get`: with zeroing on (the default) the pool hands out an all-zero
+    /// block, so nothing is written here.
     fn zeroed(&self, len: usize) -> Buf<'_> {
         self.get(len)
     }

@@ -150,7 +150,7 @@ fn probe<'p>(worker: &Worker<'_, 'p>, capacity: usize, model: &mut Model) {
     }
     let buf = worker.run(Cmd::Get(capacity, false)).unwrap();
     model.take(capacity);
-    assert!(buf.iter().all(|&b| b == 0), "a released block was cached with old bytes in it");
+    assert!(buf.iter().all(|&b| b == 0), "a released block came back with old bytes in it");
     model.puts += 1;
     worker.run(Cmd::Release(buf));
 }

@@ -25,7 +25,8 @@
 //! `magpool` does: `get(len)` is `len` zero bytes, `with_capacity(n)` is empty
 //! with room for at least `n`. A pool zeroes the `len` bytes it exposes (on
 //! get, after clearing the `Vec` it kept), the cheapest honest way; magpool
-//! zeroes the same bytes on release.
+//! zeroes, also on get, every byte the block's previous user exposed (its
+//! high-water mark), so that no old byte stays even past `len`.
 //!
 //! # Global allocators
 //!

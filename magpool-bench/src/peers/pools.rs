@@ -1,7 +1,8 @@
 //! magpool and the peer pools. Every peer pool keeps one pool per default size
 //! class, stores `Vec<u8>`s of exactly the class capacity, and on get clears
 //! the `Vec` and zeroes the `len` bytes it exposes (`resize(len, 0)`): one
-//! memset of `len` bytes, what magpool spends on release.
+//! memset of `len` bytes. magpool spends a memset of the previous user's
+//! high-water mark on get instead, which also clears the bytes past `len`.
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
