@@ -63,16 +63,14 @@ impl<T: Send + 'static> Depot<T> {
         mag.len().saturating_mul(self.classes[class].item_bytes)
     }
 
-    /// Runs `f` with the calling thread pinned, so that the depot operations
-    /// inside pin re-entrantly, without a fence each: an exchange (a full
-    /// magazine for an empty one) then costs one pin instead of two.
+    /// Pins the calling thread until the guard drops, so that the depot
+    /// operations meanwhile pin re-entrantly, without a fence each: an
+    /// exchange (a full magazine for an empty one) then costs one pin.
     #[inline]
-    pub(crate) fn pinned<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _guard = crossbeam_epoch::pin();
-        f()
+    pub(crate) fn pin(&self) -> crossbeam_epoch::Guard {
+        crossbeam_epoch::pin()
     }
 
-    /// Takes a magazine holding at least one item, if any. Lock-free.
     pub(crate) fn pop_full(&self, class: usize) -> Option<Magazine<T>> {
         let mag = self.classes[class].full.pop()?;
         self.retained.fetch_sub(self.weight(class, &mag), Relaxed);

@@ -144,7 +144,7 @@ impl<T: Send + 'static> ThreadCache<T> {
         let cached = match c.cap {
             0 => None,
             // SAFETY: forwarded from the caller.
-            _ => depot.pinned(|| unsafe { self.with_mags(class, |m| m.refill(class, depot, &c.counters)) }),
+            _ => unsafe { self.with_mags(class, |m| m.refill(class, depot, &c.counters)) },
         };
         let item = match cached {
             Some(item) => item,
@@ -175,7 +175,7 @@ impl<T: Send + 'static> ThreadCache<T> {
             c.counters.discarded.bump_local(1);
         } else {
             // SAFETY: forwarded from the caller.
-            depot.pinned(|| unsafe { self.with_mags(class, |m| m.spill(class, item, c.cap, depot, &c.counters)) });
+            unsafe { self.with_mags(class, |m| m.spill(class, item, c.cap, depot, &c.counters)) };
         }
         c.counters.puts.bump_local(1);
     }
@@ -255,6 +255,10 @@ impl<T: Send + 'static> Mags<T> {
     fn refill(&mut self, class: usize, depot: &Depot<T>, counters: &ClassCounters) -> Option<T> {
         debug_assert!(self.loaded.is_empty());
         if self.previous.is_empty() {
+            // One pin for the whole exchange: the stack operations inside
+            // then pin re-entrantly, without a fence each. (The swap below
+            // touches no shared state and needs none.)
+            let _pinned = depot.pin();
             let full = depot.pop_full(class)?;
             counters.refills.bump_local(1);
             // Bonwick: the two empties become one; the other goes to the depot.
@@ -275,6 +279,7 @@ impl<T: Send + 'static> Mags<T> {
         if self.previous.is_empty() && self.previous.capacity() > 0 {
             mem::swap(&mut self.loaded, &mut self.previous);
         } else {
+            let _pinned = depot.pin(); // as in `refill`
             let spent = mem::replace(&mut self.previous, Magazine::none());
             let fresh = if spent.capacity() == 0 {
                 obtain_empty(class, cap, depot)
