@@ -10,8 +10,9 @@
 //!   ownership (see `pool.rs`);
 //! - a hook that, when the thread's thread-locals are destroyed, asks every
 //!   live pool the thread claimed a slot in to flush and release that slot;
-//! - a hint, [`current`], that maps a pool id to the address of the slot the
-//!   thread owns in it: one thread-local load on the hot path.
+//! - a hint, [`current`], that maps a pool id to the slot the thread owns in
+//!   it (as the address of the slot cache's class table, the pool's choice):
+//!   one thread-local load on the hot path.
 //!
 //! Hooks name pools by id, and only the registry holds a `Weak` to each live
 //! pool, removed when the pool drops: a thread that used a pool keeps nothing
@@ -23,8 +24,8 @@
 //!   of its shared state; ids are never reused.
 //! - `SERIAL` is 0 until the thread first claims a slot, then a unique
 //!   non-zero number, then [`EXITING`] once the hook has started running.
-//! - `HINT` holds `(id, slot)` only while this thread owns `slot` in the pool
-//!   `id`: entries are written after a claim, and the hook empties them all
+//! - `HINT` holds `(id, addr)` only while this thread owns, in the pool `id`,
+//!   the slot that `addr` points into: entries are written after a claim, and the hook empties them all
 //!   (after setting [`EXITING`], so none is written again) before it releases
 //!   any slot. A stale entry of a dropped pool is never read as valid, since
 //!   ids are never reused.
@@ -99,13 +100,13 @@ pub(crate) fn find_pool(id: u64) -> Option<Arc<dyn LivePool>> {
 /// leaving the hot path (pool ids are sequential, so consecutive pools never
 /// share an entry).
 const WAYS: usize = 4;
-const NO_HINT: (u64, SlotAddr) = (0, std::ptr::null());
+const NO_HINT: (u64, *const ()) = (0, std::ptr::null());
 
 thread_local! {
     static SERIAL: Cell<u64> = const { Cell::new(0) };
     // No destructor and a const initialiser: each access is a plain
     // thread-local load, valid at every point of thread teardown.
-    static HINT: [Cell<(u64, SlotAddr)>; WAYS] = const { [const { Cell::new(NO_HINT) }; WAYS] };
+    static HINT: [Cell<(u64, *const ())>; WAYS] = const { [const { Cell::new(NO_HINT) }; WAYS] };
     static HOOK: ExitHook = const { ExitHook { slots: RefCell::new(Vec::new()) } };
 }
 
@@ -127,19 +128,19 @@ impl Drop for ExitHook {
     }
 }
 
-/// The slot this thread owns in pool `id`, if the hint has it. The hot path:
-/// one thread-local load and a compare.
+/// The address remembered for the slot this thread owns in pool `id`, if the
+/// hint has it. The hot path: one thread-local load and a compare.
 #[inline(always)]
-pub(crate) fn current(id: u64) -> Option<SlotAddr> {
+pub(crate) fn current(id: u64) -> Option<*const ()> {
     let (hinted, slot) = HINT.with(|hint| hint[id as usize % WAYS].get());
     (hinted == id).then_some(slot)
 }
 
-/// Records that this thread owns `slot` in pool `id` (after a claim, or to
-/// refill an entry another pool took).
-pub(crate) fn remember(id: u64, slot: SlotAddr) {
+/// Records that this thread owns, in pool `id`, the slot that `addr` points
+/// into (after a claim, or to refill an entry another pool took).
+pub(crate) fn remember(id: u64, addr: *const ()) {
     debug_assert!(id != 0 && serial() != EXITING);
-    HINT.with(|hint| hint[id as usize % WAYS].set((id, slot)));
+    HINT.with(|hint| hint[id as usize % WAYS].set((id, addr)));
 }
 
 /// This thread's serial: 0 if it never registered, [`EXITING`] once exiting.

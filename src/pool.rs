@@ -18,8 +18,9 @@
 //!   owner's. The thread_local crate gives each live thread its own slot; a
 //!   dead thread's slot may pass to a new thread that got its id, which runs
 //!   uncached until the exit hook has released it (then claims it).
-//! - The thread's slot hint (`local::current`) names a slot only while the
-//!   thread owns it (`local.rs`), so a hint hit needs no other check.
+//! - The thread's slot hint (`local::current`) holds the `Hot` address of a
+//!   slot's cache only while the thread owns the slot (`local.rs`), so a hint
+//!   hit needs no other check.
 //!
 //! Called by [`Buf`] (release, growth) and by users.
 
@@ -38,7 +39,7 @@ use crate::sync::atomic::{
     AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
-use crate::thread_cache::ThreadCache;
+use crate::thread_cache::{Hot, ThreadCache};
 use crate::{Buf, Error};
 
 /// Byte written over released blocks in debug builds when zeroing is off, so
@@ -244,10 +245,11 @@ impl Pool {
     pub(crate) fn take(&self, size: usize) -> Result<(Block, usize), Error> {
         let s = &*self.shared;
         let class = s.classes.class_of(size);
-        let hit = self.hinted_slot().and_then(|slot| {
-            // SAFETY: `hinted_slot` returns a slot the calling thread owns: we
-            // are its cache's owner.
-            unsafe { slot.cache.pop_local(class) }
+        let hit = self.hinted_cache().and_then(|cache| {
+            // SAFETY: `hinted_cache` returns the cache of a live slot the
+            // calling thread owns; `class_of` returns at most `n`, and caches
+            // have `n + 1` classes.
+            unsafe { cache.pop(class) }
         });
         let mut block = match hit {
             Some(block) => block,
@@ -293,10 +295,10 @@ impl Pool {
         if cfg!(debug_assertions) && !self.shared.zero_on_release {
             block.poison(POISON);
         }
-        if let Some(slot) = self.hinted_slot() {
-            // SAFETY: `hinted_slot` returns a slot the calling thread owns.
-            // The oversized class has a placeholder magazine: always full.
-            match unsafe { slot.cache.push_local(class, block) } {
+        if let Some(cache) = self.hinted_cache() {
+            // SAFETY: as in `take`; `class` is the block's, at most `n`. The
+            // oversized class has a placeholder magazine: always full.
+            match unsafe { cache.push(class, block) } {
                 Ok(()) => return,
                 Err(back) => block = back,
             }
@@ -327,15 +329,16 @@ impl Pool {
         }
     }
 
-    /// The slot the calling thread owns in this pool, if its hint has it.
+    /// The cache of the slot the calling thread owns in this pool, if its
+    /// hint has it: the hot path's one thread-local load.
     #[inline(always)]
-    fn hinted_slot(&self) -> Option<&Slot> {
+    fn hinted_cache(&self) -> Option<Hot<Block>> {
         let addr = local::current(self.id)?;
-        // SAFETY: the hint names a slot of pool `self.id` only while this
-        // thread owns it (`local.rs` invariants); the slot lives in
-        // `self.shared.slots`, which never moves or frees a value before it
-        // drops, and `&self` keeps the pool alive.
-        Some(unsafe { &*addr.cast::<Slot>() })
+        // SAFETY: the hint maps pool `self.id` to the `Hot` address of a slot
+        // only while this thread owns that slot (`local.rs` invariants); the
+        // slot lives in `self.shared.slots`, which never moves or frees a
+        // value before it drops, and `&self` keeps the pool alive.
+        Some(unsafe { Hot::from_addr(addr) })
     }
 
     /// The slot the calling thread owns in this pool, claimed (and registered
@@ -343,9 +346,6 @@ impl Pool {
     /// while a dead thread that had the same thread_local id still owns it
     /// (work then bypasses caches).
     fn local_slot(&self) -> Option<&Slot> {
-        if let Some(slot) = self.hinted_slot() {
-            return Some(slot);
-        }
         let serial = local::claim_serial()?;
         let s = &*self.shared;
         let slot =
@@ -359,7 +359,7 @@ impl Pool {
                 return None;
             }
         }
-        local::remember(self.id, addr);
+        local::remember(self.id, slot.cache.hot().addr());
         Some(slot)
     }
 }
