@@ -81,7 +81,11 @@ struct Shared {
     depot: Depot<Block>,
     /// Magazine capacity per class, `n + 1` entries (0 for oversized).
     caps: Box<[usize]>,
-    slots: ThreadLocal<Slot>,
+    /// Boxed, so that a slot's address (kept by its owner's exit hook) comes
+    /// from the box, not from the reference one `ThreadLocal` call returned:
+    /// miri's Tree Borrows rejected writes through the latter once another
+    /// call had read the slot.
+    slots: ThreadLocal<Box<Slot>>,
     /// Counters for work done without a cache (thread teardown, depot trim).
     remote: Box<[ClassCounters]>,
 }
@@ -348,8 +352,9 @@ impl Pool {
     fn local_slot(&self) -> Option<&Slot> {
         let serial = local::claim_serial()?;
         let s = &*self.shared;
-        let slot =
-            s.slots.get_or(|| Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(0) });
+        let slot = &**s
+            .slots
+            .get_or(|| Box::new(Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(0) }));
         let addr = (slot as *const Slot).cast::<()>();
         // Only this thread writes its own serial: equal means already ours.
         if slot.owner.load(Relaxed) != serial {
