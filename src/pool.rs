@@ -338,10 +338,10 @@ impl Pool {
     #[inline(always)]
     fn hinted_cache(&self) -> Option<Hot<Block>> {
         let addr = local::current(self.id)?;
-        // SAFETY: the hint maps pool `self.id` to the `Hot` address of a slot
-        // only while this thread owns that slot (`local.rs` invariants); the
-        // slot lives in `self.shared.slots`, which never moves or frees a
+        // The slot lives in `self.shared.slots`, which never moves or frees a
         // value before it drops, and `&self` keeps the pool alive.
+        // SAFETY: so the slot is alive, and the hint maps pool `self.id` to
+        // its `Hot` address only while this thread owns it (`local.rs`).
         Some(unsafe { Hot::from_addr(addr) })
     }
 
