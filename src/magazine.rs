@@ -3,37 +3,52 @@
 //!
 //! # Invariants
 //!
-//! - `items.len() <= cap` always; `items.capacity() >= cap`, so `push` below
-//!   `cap` never reallocates.
+//! - `items.len() <= items.capacity()`, and the capacity is the magazine's:
+//!   `push` refuses an item at `len == capacity`, so the `Vec` never grows.
+//!   Using the `Vec`'s own capacity, not a copy of it, lets the compiler see
+//!   that `Vec::push` cannot reach its growth path: a release's fast path is
+//!   then a leaf function with no stack frame.
+//! - `T` is not zero-sized (a `Vec` of those has capacity `usize::MAX`).
 //! - A magazine has one owner at a time: a thread cache, or the depot (which
 //!   hands it to exactly one popper). It has no atomics and needs none.
-//! - A magazine with `cap == 0` is the "no magazine" placeholder: it owns no
+//! - A magazine with capacity 0 is the "no magazine" placeholder: it owns no
 //!   allocation, and every push and pop on it misses.
 //!
 //! Called by the thread cache (push/pop on the hot path) and the depot (which
 //! stores whole magazines). Knows nothing of bytes: items are opaque.
 #![forbid(unsafe_code)]
 
-/// A stack of at most `cap` items.
+/// A stack of at most `capacity()` items.
 ///
 /// # Invariants
 ///
-/// `items.len() <= cap <= items.capacity()`.
+/// `items.len() <= items.capacity()`; `T` is not zero-sized.
 #[derive(Debug)]
 pub(crate) struct Magazine<T> {
     items: Vec<T>,
-    cap: usize,
 }
 
 impl<T> Magazine<T> {
+    /// Referenced by both constructors, so that a zero-sized `T` fails to
+    /// compile.
+    const SIZED: () = assert!(std::mem::size_of::<T>() != 0, "a magazine holds sized items");
+
     /// The placeholder: capacity 0, no allocation.
     pub(crate) const fn none() -> Self {
-        Magazine { items: Vec::new(), cap: 0 }
+        let () = Self::SIZED;
+        Magazine { items: Vec::new() }
     }
 
     /// An empty magazine for `cap` items. Allocates its slot array once.
+    ///
+    /// std's `Vec::with_capacity` allocates exactly `cap` slots for a sized
+    /// `T`. Were it ever to give more, the magazine would hold more, which
+    /// bounds nothing else: the depot counts the items it holds, not slots.
     pub(crate) fn with_capacity(cap: usize) -> Self {
-        Magazine { items: Vec::with_capacity(cap), cap }
+        let () = Self::SIZED;
+        let m = Magazine { items: Vec::with_capacity(cap) };
+        debug_assert_eq!(m.capacity(), cap);
+        m
     }
 
     /// Number of items held.
@@ -45,7 +60,7 @@ impl<T> Magazine<T> {
     /// Most items it can hold.
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        self.cap
+        self.items.capacity()
     }
 
     /// `true` when holding nothing.
@@ -57,7 +72,7 @@ impl<T> Magazine<T> {
     /// `true` when no item fits (always for the placeholder).
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
-        self.items.len() >= self.cap
+        self.items.len() == self.items.capacity()
     }
 
     /// Pops the most recently pushed item. O(1), no allocation.
@@ -72,7 +87,7 @@ impl<T> Magazine<T> {
         if self.is_full() {
             return Err(item);
         }
-        self.items.push(item); // below `cap <= capacity`: never grows
+        self.items.push(item); // below capacity: never grows
         Ok(())
     }
 
@@ -86,8 +101,7 @@ impl<T> Magazine<T> {
     /// Checks the invariants (debug builds, at refill/spill boundaries).
     #[inline]
     pub(crate) fn assert_valid(&self) {
-        debug_assert!(self.items.len() <= self.cap && self.cap <= self.items.capacity().max(self.cap));
-        debug_assert!(self.cap == 0 || self.items.capacity() >= self.cap);
+        debug_assert!(self.items.len() <= self.items.capacity());
     }
 }
 

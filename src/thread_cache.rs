@@ -40,7 +40,12 @@ pub(crate) struct ThreadCache<T> {
     classes: Box<[ClassCache<T>]>,
 }
 
+/// Aligned to 128 bytes (as crossbeam's `CachePadded` on x86_64, whose
+/// prefetcher pulls lines in pairs): the fields a get or release touches (the
+/// loaded magazine and two counters, the first 64 bytes) share one line, and no
+/// class's line is pulled in with a neighbour's.
 #[derive(Debug)]
+#[repr(align(128))]
 struct ClassCache<T> {
     /// Owner-only.
     mags: UnsafeCell<Mags<T>>,
