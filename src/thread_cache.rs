@@ -358,29 +358,38 @@ impl<T: Send + 'static> Mags<T> {
     }
 
     /// `loaded` is full (or a placeholder). Makes room and pushes `item`.
+    ///
+    /// Unlike Bonwick's layer, which ships the older (`previous`) magazine,
+    /// this ships the one just filled: its buffers were released last and are
+    /// likeliest still in cache, and whoever refills from the depot zeroes
+    /// them on hand-out. In producer→consumer flow that is the producer: the
+    /// warmer buffers made the bench's 2→2 8–18% faster (IMPLEMENTATION.md).
     fn spill(&mut self, class: usize, item: T, cap: usize, depot: &Depot<T>, counters: &ClassCounters) {
         debug_assert!(self.loaded.is_full());
         if self.previous.is_empty() && self.previous.capacity() > 0 {
             mem::swap(&mut self.loaded, &mut self.previous);
-        } else {
+        } else if self.previous.capacity() == 0 {
+            // No second magazine yet: keep the full one as `previous`, so that
+            // a thread flapping at the boundary stays out of the depot.
             let _pinned = depot.pin(); // as in `refill`
-            let spent = mem::replace(&mut self.previous, Magazine::none());
-            let fresh = if spent.capacity() == 0 {
-                obtain_empty(class, cap, depot)
-            } else {
-                match depot.push_full(class, spent) {
-                    Ok(()) => {
-                        counters.spills.bump_local(1);
-                        obtain_empty(class, cap, depot)
-                    }
-                    // Over the retention limit: free the older magazine's items.
-                    Err(mut spent) => {
-                        counters.discarded.bump_local(spent.clear() as u64);
-                        spent
-                    }
+            let fresh = obtain_empty(class, cap, depot);
+            self.previous = mem::replace(&mut self.loaded, fresh);
+        } else {
+            let _pinned = depot.pin();
+            let full = mem::replace(&mut self.loaded, Magazine::none());
+            self.loaded = match depot.push_full(class, full) {
+                Ok(()) => {
+                    counters.spills.bump_local(1);
+                    obtain_empty(class, cap, depot)
+                }
+                // Over the retention limit: keep the warm magazine, free the
+                // older one's items, and fill that one next.
+                Err(full) => {
+                    let mut spent = mem::replace(&mut self.previous, full);
+                    counters.discarded.bump_local(spent.clear() as u64);
+                    spent
                 }
             };
-            self.previous = mem::replace(&mut self.loaded, fresh);
         }
         self.assert_valid();
         let pushed = self.loaded.push(item);
@@ -449,17 +458,36 @@ mod tests {
                     a.push_slow(0, x, &depot);
                 }
             }
-            // 7 items, 2 per magazine: [6] loaded, [4, 5] previous, and the
-            // two older full magazines spilled.
+            // 7 items, 2 per magazine: [0, 1] stays as previous, [6] loaded,
+            // and each magazine filled in between ([2, 3], [4, 5]) spilled.
             assert_eq!(a.cached(0), 3);
             assert_eq!(depot.magazines(0).0, 2);
+            // The depot hands out the warmest: the last magazine spilled, top first.
             let got = b.pop_slow(0, &depot, || Err::<u32, ()>(())).unwrap();
-            assert!(got < 7);
+            assert_eq!(got, 5);
             a.flush(&depot);
             assert_eq!(a.cached(0), 0);
         }
         assert_eq!(reading(&a, 0).spills, 4);
         assert_eq!(reading(&b, 0).refills, 1);
+    }
+
+    #[test]
+    fn over_the_limit_the_older_magazine_goes() {
+        let depot = Depot::new([4], 0); // the depot keeps nothing
+        let cache = ThreadCache::new([2]);
+        // SAFETY: single owner.
+        let popped: Vec<u32> = unsafe {
+            for i in 0..5 {
+                if let Err(x) = cache.push_local(0, i) {
+                    cache.push_slow(0, x, &depot);
+                }
+            }
+            // [0, 1] was freed, not the warmer [2, 3].
+            std::iter::from_fn(|| cache.pop_local(0).or_else(|| cache.pop_slow(0, &depot, || Err(())).ok())).collect()
+        };
+        assert_eq!(popped, [4, 3, 2]);
+        assert_eq!(reading(&cache, 0).discarded, 2);
     }
 
     #[test]
