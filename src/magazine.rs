@@ -7,7 +7,9 @@
 //!   `push` refuses an item at `len == capacity`, so the `Vec` never grows.
 //!   Using the `Vec`'s own capacity, not a copy of it, lets the compiler see
 //!   that `Vec::push` cannot reach its growth path: a release's fast path is
-//!   then a leaf function with no stack frame.
+//!   then a leaf function with no stack frame (seen with `objdump -d` of an
+//!   x86_64 release build: `drop_in_place::<Buf>` saved five registers while
+//!   the growth call was there, and saves none now).
 //! - `T` is not zero-sized (a `Vec` of those has capacity `usize::MAX`).
 //! - A magazine has one owner at a time: a thread cache, or the depot (which
 //!   hands it to exactly one popper). It has no atomics and needs none.
