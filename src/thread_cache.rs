@@ -6,7 +6,9 @@
 //! move). When the loaded magazine is empty (get) or full (release), the slow
 //! path first swaps in the previous one, and only when that cannot help does
 //! it exchange a whole magazine with the depot. A thread flapping around a
-//! magazine boundary therefore never reaches the depot.
+//! magazine boundary therefore never reaches the depot. One departure from
+//! the paper: a spill ships the magazine just filled, not the older one
+//! (see `Mags::spill`).
 //!
 //! # Invariants
 //!
