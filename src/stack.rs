@@ -267,19 +267,28 @@ mod tests {
 
     #[test]
     fn nodes_are_recycled() {
-        let shells = Shells::new();
-        let s = Stack::new(shells.clone());
-        let rounds = if cfg!(miri) { 100 } else { 10_000 };
-        for round in 0..rounds {
-            s.push(round);
-            assert_eq!(s.pop(), Some(round));
-            epoch::pin().flush();
-        }
         // Popped nodes come back once the epoch moves on and are reused. Other
-        // tests pinning in parallel can hold the epoch back for a while, so
-        // allow many, but far fewer than one node per push.
-        let made = shells.made();
-        assert!(made < rounds / 4, "{made} nodes made for {rounds} pushes");
+        // tests pinning in parallel hold the epoch back while they are pinned,
+        // and on a loaded machine a pinned thread can be descheduled for a
+        // whole attempt (seen: 5003 nodes for 10000 pushes). So: up to five
+        // attempts, and one with far fewer nodes than pushes passes. Without
+        // recycling every attempt makes one node per push.
+        let rounds = if cfg!(miri) { 100 } else { 10_000 };
+        let mut made = Vec::new();
+        for _ in 0..5 {
+            let shells = Shells::new();
+            let s = Stack::new(shells.clone());
+            for round in 0..rounds {
+                s.push(round);
+                assert_eq!(s.pop(), Some(round));
+                epoch::pin().flush();
+            }
+            made.push(shells.made());
+            if made.last().is_some_and(|&m| m < rounds / 4) {
+                return;
+            }
+        }
+        panic!("nodes made per attempt of {rounds} pushes: {made:?}");
     }
 
     #[test]
