@@ -1,14 +1,15 @@
 //! [`ThreadCache`]: one thread's magazines for every class of one pool, and the
 //! refill/spill protocol with the [`Depot`] (Bonwick & Adams 2001, §3.2).
 //!
-//! Per class the owner holds a *loaded* and a *previous* magazine. Gets pop the
-//! loaded one and releases push onto it (the hot path: a length check and a
-//! move). When the loaded magazine is empty (get) or full (release), the slow
-//! path first swaps in the previous one, and only when that cannot help does
-//! it exchange a whole magazine with the depot. A thread flapping around a
-//! magazine boundary therefore never reaches the depot. One departure from
-//! the paper: a spill ships the magazine just filled, not the older one
-//! (see `Mags::spill`).
+//! Per class the owner holds a *loaded* and a *previous* magazine, and an
+//! empty *spare* (see [`Mags`]). Gets pop the loaded one and releases push
+//! onto it (the hot path: a length check and a move). When the loaded
+//! magazine is empty (get) or full (release), the slow path first swaps in
+//! the previous one, and only when that cannot help does it exchange a whole
+//! magazine with the depot. A thread flapping around a magazine boundary
+//! therefore never reaches the depot. Two departures from the paper: a spill
+//! ships the magazine just filled, not the older one (see `Mags::spill`),
+//! and the spare saves an exchange its trip for an empty magazine.
 //!
 //! # Invariants
 //!
@@ -130,11 +131,17 @@ impl<T: Send + 'static> Hot<T> {
     }
 }
 
-/// The two magazines of one class.
+/// The magazines of one class: Bonwick's two, and one spare.
+///
+/// `spare` is always empty (or a placeholder). A refill keeps the magazine it
+/// emptied there instead of returning it to the depot, and the next spill
+/// takes it instead of fetching an empty one: a thread whose refills and
+/// spills alternate makes one depot operation per exchange, not two.
 #[derive(Debug)]
 struct Mags<T> {
     loaded: Magazine<T>,
     previous: Magazine<T>,
+    spare: Magazine<T>,
 }
 
 /// Readers on other threads only load the atomic counters; the magazines are
@@ -149,11 +156,7 @@ impl<T: Send + 'static> ThreadCache<T> {
     pub(crate) fn new(caps: impl IntoIterator<Item = usize>) -> Self {
         let classes = caps
             .into_iter()
-            .map(|cap| ClassCache {
-                mags: UnsafeCell::new(Mags { loaded: Magazine::none(), previous: Magazine::none() }),
-                counters: ClassCounters::default(),
-                cap,
-            })
+            .map(|cap| ClassCache { mags: UnsafeCell::new(Mags::none()), counters: ClassCounters::default(), cap })
             .collect();
         ThreadCache { classes }
     }
@@ -276,12 +279,8 @@ impl<T: Send + 'static> ThreadCache<T> {
     pub(crate) unsafe fn flush(&self, depot: &Depot<T>) {
         for (class, c) in self.classes.iter().enumerate() {
             // SAFETY: forwarded from the caller.
-            let (loaded, previous) = unsafe {
-                self.with_mags(class, |m| {
-                    (mem::replace(&mut m.loaded, Magazine::none()), mem::replace(&mut m.previous, Magazine::none()))
-                })
-            };
-            for mag in [loaded, previous] {
+            let Mags { loaded, previous, spare } = unsafe { self.with_mags(class, |m| mem::replace(m, Mags::none())) };
+            for mag in [loaded, previous, spare] {
                 give_back(class, mag, depot, &c.counters);
             }
         }
@@ -337,6 +336,11 @@ fn give_back<T: Send + 'static>(class: usize, mag: Magazine<T>, depot: &Depot<T>
 }
 
 impl<T: Send + 'static> Mags<T> {
+    /// Placeholders only: every access takes the slow path.
+    const fn none() -> Self {
+        Mags { loaded: Magazine::none(), previous: Magazine::none(), spare: Magazine::none() }
+    }
+
     /// `loaded` is empty. Returns an item from `previous` or a depot magazine.
     fn refill(&mut self, class: usize, depot: &Depot<T>, counters: &ClassCounters) -> Option<T> {
         debug_assert!(self.loaded.is_empty());
@@ -347,10 +351,13 @@ impl<T: Send + 'static> Mags<T> {
             let _pinned = depot.pin();
             let full = depot.pop_full(class)?;
             counters.refills.bump_local(1);
-            // Bonwick: the two empties become one; the other goes to the depot.
-            let spare = mem::replace(&mut self.previous, mem::replace(&mut self.loaded, full));
-            if spare.capacity() > 0 {
-                depot.push_empty(class, spare);
+            // Bonwick: the two empties become one; the other becomes the
+            // spare, or goes to the depot when there is one already.
+            let emptied = mem::replace(&mut self.previous, mem::replace(&mut self.loaded, full));
+            if self.spare.capacity() == 0 {
+                self.spare = emptied;
+            } else if emptied.capacity() > 0 {
+                depot.push_empty(class, emptied);
             }
         } else {
             mem::swap(&mut self.loaded, &mut self.previous);
@@ -374,7 +381,7 @@ impl<T: Send + 'static> Mags<T> {
             // No second magazine yet: keep the full one as `previous`, so that
             // a thread flapping at the boundary stays out of the depot.
             let _pinned = depot.pin(); // as in `refill`
-            let fresh = obtain_empty(class, cap, depot);
+            let fresh = self.take_empty(class, cap, depot);
             self.previous = mem::replace(&mut self.loaded, fresh);
         } else {
             let _pinned = depot.pin();
@@ -382,7 +389,7 @@ impl<T: Send + 'static> Mags<T> {
             self.loaded = match depot.push_full(class, full) {
                 Ok(()) => {
                     counters.spills.bump_local(1);
-                    obtain_empty(class, cap, depot)
+                    self.take_empty(class, cap, depot)
                 }
                 // Over the retention limit: keep the warm magazine, free the
                 // older one's items, and fill that one next.
@@ -398,14 +405,21 @@ impl<T: Send + 'static> Mags<T> {
         debug_assert!(pushed.is_ok(), "a fresh or swapped-in magazine has room");
     }
 
+    /// The spare if there is one, else an empty from the depot, else a new one.
+    fn take_empty(&mut self, class: usize, cap: usize, depot: &Depot<T>) -> Magazine<T> {
+        if self.spare.capacity() > 0 {
+            mem::replace(&mut self.spare, Magazine::none())
+        } else {
+            depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cap))
+        }
+    }
+
     fn assert_valid(&self) {
         self.loaded.assert_valid();
         self.previous.assert_valid();
+        self.spare.assert_valid();
+        debug_assert!(self.spare.is_empty());
     }
-}
-
-fn obtain_empty<T: Send + 'static>(class: usize, cap: usize, depot: &Depot<T>) -> Magazine<T> {
-    depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cap))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -472,6 +486,35 @@ mod tests {
         }
         assert_eq!(reading(&a, 0).spills, 4);
         assert_eq!(reading(&b, 0).refills, 1);
+    }
+
+    #[test]
+    fn a_refill_keeps_its_empty_for_the_next_spill() {
+        let depot = Depot::new([4], usize::MAX);
+        let cache = ThreadCache::new([2]);
+        let push = |i| {
+            // SAFETY: this test thread is the only owner.
+            unsafe {
+                if let Err(x) = cache.push_local(0, i) {
+                    cache.push_slow(0, x, &depot);
+                }
+            }
+        };
+        // SAFETY: as above.
+        let pop = || unsafe { cache.pop_local(0).or_else(|| cache.pop_slow(0, &depot, || Err(())).ok()) };
+        // [0, 1] previous, [2, 3] spilled, [4] loaded.
+        (0..5).for_each(push);
+        assert_eq!(depot.magazines(0), (1, 0));
+        // Emptying both magazines refills [2, 3]; the magazine that refill
+        // emptied stays in the cache as its spare, not in the depot.
+        let popped: Vec<u32> = std::iter::from_fn(pop).collect();
+        assert_eq!(popped, [4, 1, 0, 3, 2]);
+        assert_eq!(depot.magazines(0), (0, 0));
+        // Filling both again spills one, into the spare: no empty fetched.
+        (5..10).for_each(push);
+        assert_eq!(depot.magazines(0), (1, 0));
+        let r = reading(&cache, 0);
+        assert_eq!((r.refills, r.spills), (1, 2));
     }
 
     #[test]
