@@ -43,20 +43,31 @@ pub(crate) struct ThreadCache<T> {
     classes: Box<[ClassCache<T>]>,
 }
 
-/// Aligned to 128 bytes (as crossbeam's `CachePadded` on x86_64, whose
-/// prefetcher pulls lines in pairs): the fields a get or release touches (the
-/// loaded magazine and two counters, the first 64 bytes) share one line, and no
-/// class's line is pulled in with a neighbour's.
+/// `repr(C)` and aligned to 128 bytes (as crossbeam's `CachePadded` on
+/// x86_64, whose prefetcher pulls lines in pairs), so that the fields a get or
+/// release touches share the first 64-byte line: `mags` (the loaded magazine
+/// first), then the `gets` and `puts` counters. The spare and the other
+/// counters follow on the next line; the const assertion below checks it.
 #[derive(Debug)]
-#[repr(align(128))]
+#[repr(C, align(128))]
 struct ClassCache<T> {
     /// Owner-only.
     mags: UnsafeCell<Mags<T>>,
     /// Owner-written, readable by all.
     counters: ClassCounters,
+    /// Owner-only: always empty (see [`Mags`]).
+    spare: UnsafeCell<Magazine<T>>,
     /// Capacity of every real magazine of this class; 0 = never cached.
     cap: usize,
 }
+
+// The hot fields in one line (loom's cells are larger; its models don't care).
+#[cfg(not(loom))]
+const _: () = {
+    type C = ClassCache<crate::block::Block>;
+    assert!(std::mem::offset_of!(C, mags) == 0 && std::mem::offset_of!(Mags<crate::block::Block>, loaded) == 0);
+    assert!(std::mem::offset_of!(C, counters.gets) + 8 <= 64 && std::mem::offset_of!(C, counters.puts) + 8 <= 64);
+};
 
 /// A pointer to a cache's per-class table, for its owner's hot path: the
 /// pool's per-thread slot hint holds one, so that a get or release reaches the
@@ -131,17 +142,19 @@ impl<T: Send + 'static> Hot<T> {
     }
 }
 
-/// The magazines of one class: Bonwick's two, and one spare.
+/// Bonwick's two magazines of one class, `loaded` first (see [`ClassCache`]).
 ///
-/// `spare` is always empty (or a placeholder). A refill keeps the magazine it
-/// emptied there instead of returning it to the depot, and the next spill
-/// takes it instead of fetching an empty one: a thread whose refills and
-/// spills alternate makes one depot operation per exchange, not two.
+/// The slow paths also get the class's *spare*, kept apart so that it does
+/// not push the counters off the hot line. The spare is always empty (or a
+/// placeholder). A refill keeps the magazine it emptied there instead of
+/// returning it to the depot, and the next spill takes it instead of fetching
+/// an empty one: a thread whose refills and spills alternate makes one depot
+/// operation per exchange, not two.
 #[derive(Debug)]
+#[repr(C)]
 struct Mags<T> {
     loaded: Magazine<T>,
     previous: Magazine<T>,
-    spare: Magazine<T>,
 }
 
 /// Readers on other threads only load the atomic counters; the magazines are
@@ -156,7 +169,12 @@ impl<T: Send + 'static> ThreadCache<T> {
     pub(crate) fn new(caps: impl IntoIterator<Item = usize>) -> Self {
         let classes = caps
             .into_iter()
-            .map(|cap| ClassCache { mags: UnsafeCell::new(Mags::none()), counters: ClassCounters::default(), cap })
+            .map(|cap| ClassCache {
+                mags: UnsafeCell::new(Mags::none()),
+                counters: ClassCounters::default(),
+                spare: UnsafeCell::new(Magazine::none()),
+                cap,
+            })
             .collect();
         ThreadCache { classes }
     }
@@ -166,16 +184,18 @@ impl<T: Send + 'static> ThreadCache<T> {
         &self.classes[class].counters
     }
 
-    /// Runs `f` on the magazines of `class`.
+    /// Runs `f` on the magazines of `class` and its spare.
     ///
     /// # Safety
     ///
     /// The caller is this cache's owner (module invariants).
     #[inline(always)]
-    unsafe fn with_mags<R>(&self, class: usize, f: impl FnOnce(&mut Mags<T>) -> R) -> R {
-        // SAFETY: the owner is the only thread that reaches `mags`, and it does
-        // not re-enter this function from `f`: the access is exclusive.
-        self.classes[class].mags.with_mut(|m| f(unsafe { &mut *m }))
+    unsafe fn with_mags<R>(&self, class: usize, f: impl FnOnce(&mut Mags<T>, &mut Magazine<T>) -> R) -> R {
+        let c = &self.classes[class];
+        // SAFETY: the owner is the only thread that reaches `mags` and
+        // `spare`, and it does not re-enter this function from `f`: the
+        // accesses are exclusive.
+        c.mags.with_mut(|m| c.spare.with_mut(|spare| f(unsafe { &mut *m }, unsafe { &mut *spare })))
     }
 
     /// The owner's shortcut to this cache's per-class table (see [`Hot`]).
@@ -233,7 +253,7 @@ impl<T: Send + 'static> ThreadCache<T> {
         let cached = match c.cap {
             0 => None,
             // SAFETY: forwarded from the caller.
-            _ => unsafe { self.with_mags(class, |m| m.refill(class, depot, &c.counters)) },
+            _ => unsafe { self.with_mags(class, |m, spare| m.refill(spare, class, depot, &c.counters)) },
         };
         let item = match cached {
             Some(item) => item,
@@ -264,7 +284,7 @@ impl<T: Send + 'static> ThreadCache<T> {
             c.counters.discarded.bump_local(1);
         } else {
             // SAFETY: forwarded from the caller.
-            unsafe { self.with_mags(class, |m| m.spill(class, item, c.cap, depot, &c.counters)) };
+            unsafe { self.with_mags(class, |m, spare| m.spill(spare, class, item, c.cap, depot, &c.counters)) };
         }
         c.counters.puts.bump_local(1);
     }
@@ -279,7 +299,9 @@ impl<T: Send + 'static> ThreadCache<T> {
     pub(crate) unsafe fn flush(&self, depot: &Depot<T>) {
         for (class, c) in self.classes.iter().enumerate() {
             // SAFETY: forwarded from the caller.
-            let Mags { loaded, previous, spare } = unsafe { self.with_mags(class, |m| mem::replace(m, Mags::none())) };
+            let (Mags { loaded, previous }, spare) = unsafe {
+                self.with_mags(class, |m, spare| (mem::replace(m, Mags::none()), mem::replace(spare, Magazine::none())))
+            };
             for mag in [loaded, previous, spare] {
                 give_back(class, mag, depot, &c.counters);
             }
@@ -294,7 +316,7 @@ impl<T: Send + 'static> ThreadCache<T> {
     pub(crate) unsafe fn drain(&self) {
         for (class, c) in self.classes.iter().enumerate() {
             // SAFETY: forwarded from the caller.
-            let n = unsafe { self.with_mags(class, |m| m.loaded.clear() + m.previous.clear()) } as u64;
+            let n = unsafe { self.with_mags(class, |m, _| m.loaded.clear() + m.previous.clear()) } as u64;
             c.counters.discarded.bump_local(n);
             c.counters.trimmed.bump_local(n);
         }
@@ -308,7 +330,7 @@ impl<T: Send + 'static> ThreadCache<T> {
     #[allow(dead_code)] // used by unit tests and the loom models
     pub(crate) unsafe fn cached(&self, class: usize) -> usize {
         // SAFETY: forwarded from the caller.
-        unsafe { self.with_mags(class, |m| m.loaded.len() + m.previous.len()) }
+        unsafe { self.with_mags(class, |m, _| m.loaded.len() + m.previous.len()) }
     }
 }
 
@@ -338,11 +360,17 @@ fn give_back<T: Send + 'static>(class: usize, mag: Magazine<T>, depot: &Depot<T>
 impl<T: Send + 'static> Mags<T> {
     /// Placeholders only: every access takes the slow path.
     const fn none() -> Self {
-        Mags { loaded: Magazine::none(), previous: Magazine::none(), spare: Magazine::none() }
+        Mags { loaded: Magazine::none(), previous: Magazine::none() }
     }
 
     /// `loaded` is empty. Returns an item from `previous` or a depot magazine.
-    fn refill(&mut self, class: usize, depot: &Depot<T>, counters: &ClassCounters) -> Option<T> {
+    fn refill(
+        &mut self,
+        spare: &mut Magazine<T>,
+        class: usize,
+        depot: &Depot<T>,
+        counters: &ClassCounters,
+    ) -> Option<T> {
         debug_assert!(self.loaded.is_empty());
         if self.previous.is_empty() {
             // One pin for the whole exchange: the stack operations inside
@@ -354,15 +382,15 @@ impl<T: Send + 'static> Mags<T> {
             // Bonwick: the two empties become one; the other becomes the
             // spare, or goes to the depot when there is one already.
             let emptied = mem::replace(&mut self.previous, mem::replace(&mut self.loaded, full));
-            if self.spare.capacity() == 0 {
-                self.spare = emptied;
+            if spare.capacity() == 0 {
+                *spare = emptied;
             } else if emptied.capacity() > 0 {
                 depot.push_empty(class, emptied);
             }
         } else {
             mem::swap(&mut self.loaded, &mut self.previous);
         }
-        self.assert_valid();
+        self.assert_valid(spare);
         self.loaded.pop()
     }
 
@@ -373,7 +401,15 @@ impl<T: Send + 'static> Mags<T> {
     /// likeliest still in cache, and whoever refills from the depot zeroes
     /// them on hand-out. In producer→consumer flow that is the producer: the
     /// warmer buffers made the bench's 2→2 8–18% faster (IMPLEMENTATION.md).
-    fn spill(&mut self, class: usize, item: T, cap: usize, depot: &Depot<T>, counters: &ClassCounters) {
+    fn spill(
+        &mut self,
+        spare: &mut Magazine<T>,
+        class: usize,
+        item: T,
+        cap: usize,
+        depot: &Depot<T>,
+        counters: &ClassCounters,
+    ) {
         debug_assert!(self.loaded.is_full());
         if self.previous.is_empty() && self.previous.capacity() > 0 {
             mem::swap(&mut self.loaded, &mut self.previous);
@@ -381,7 +417,7 @@ impl<T: Send + 'static> Mags<T> {
             // No second magazine yet: keep the full one as `previous`, so that
             // a thread flapping at the boundary stays out of the depot.
             let _pinned = depot.pin(); // as in `refill`
-            let fresh = self.take_empty(class, cap, depot);
+            let fresh = take_empty(spare, class, cap, depot);
             self.previous = mem::replace(&mut self.loaded, fresh);
         } else {
             let _pinned = depot.pin();
@@ -389,7 +425,7 @@ impl<T: Send + 'static> Mags<T> {
             self.loaded = match depot.push_full(class, full) {
                 Ok(()) => {
                     counters.spills.bump_local(1);
-                    self.take_empty(class, cap, depot)
+                    take_empty(spare, class, cap, depot)
                 }
                 // Over the retention limit: keep the warm magazine, free the
                 // older one's items, and fill that one next.
@@ -400,25 +436,25 @@ impl<T: Send + 'static> Mags<T> {
                 }
             };
         }
-        self.assert_valid();
+        self.assert_valid(spare);
         let pushed = self.loaded.push(item);
         debug_assert!(pushed.is_ok(), "a fresh or swapped-in magazine has room");
     }
 
-    /// The spare if there is one, else an empty from the depot, else a new one.
-    fn take_empty(&mut self, class: usize, cap: usize, depot: &Depot<T>) -> Magazine<T> {
-        if self.spare.capacity() > 0 {
-            mem::replace(&mut self.spare, Magazine::none())
-        } else {
-            depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cap))
-        }
-    }
-
-    fn assert_valid(&self) {
+    fn assert_valid(&self, spare: &Magazine<T>) {
         self.loaded.assert_valid();
         self.previous.assert_valid();
-        self.spare.assert_valid();
-        debug_assert!(self.spare.is_empty());
+        spare.assert_valid();
+        debug_assert!(spare.is_empty());
+    }
+}
+
+/// The spare if there is one, else an empty from the depot, else a new one.
+fn take_empty<T: Send + 'static>(spare: &mut Magazine<T>, class: usize, cap: usize, depot: &Depot<T>) -> Magazine<T> {
+    if spare.capacity() > 0 {
+        mem::replace(spare, Magazine::none())
+    } else {
+        depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cap))
     }
 }
 
