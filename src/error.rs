@@ -54,6 +54,9 @@ pub enum Error {
         /// The largest supported.
         max: usize,
     },
+    /// A magazine byte budget of zero (see
+    /// [`Builder::magazine_bytes`](crate::Builder::magazine_bytes)).
+    ZeroMagazineBytes,
     /// A buffer larger than any allocation can be was requested.
     CapacityOverflow {
         /// The size requested.
@@ -88,6 +91,9 @@ impl fmt::Display for Error {
                 write!(f, "size class {size} bytes is larger than any allocation can be (isize::MAX)")
             }
             Error::ZeroMagazineCapacity => f.write_str("magazine capacity is 0; it must be at least 1 buffer"),
+            Error::ZeroMagazineBytes => {
+                f.write_str("magazine byte budget is 0; it must be at least 1 byte (each class then gets 1 buffer)")
+            }
             Error::MagazineCapacityTooLarge { capacity, max } => {
                 write!(f, "magazine capacity {capacity} is too large; at most {max} buffers are supported")
             }

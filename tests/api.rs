@@ -249,6 +249,24 @@ fn configuration() {
     assert!(Pool::builder().magazine_capacity(MAX_MAGAZINE_CAPACITY).build().is_ok());
 }
 
+/// `magazine_bytes` sets how many buffers of a class a magazine holds (at most
+/// `magazine_capacity`), seen here through the spills of one thread releasing
+/// eight 1 MiB buffers: the first two magazines stay in the thread, and each
+/// one filled after them goes to the depot.
+#[test]
+fn magazine_bytes_sets_buffers_per_magazine() {
+    let spills = |b: Builder| {
+        let pool = b.size_classes([1 << 20]).build().unwrap();
+        let held: Vec<_> = (0..8).map(|_| pool.get(1 << 20)).collect();
+        drop(held);
+        pool.stats().classes[0].spills
+    };
+    assert_eq!(spills(Builder::new()), 6, "1 MiB budget: one buffer per magazine");
+    assert_eq!(spills(Builder::new().magazine_bytes(4 << 20)), 0, "4 MiB: four per magazine, two magazines");
+    assert_eq!(spills(Builder::new().magazine_bytes(4 << 20).magazine_capacity(2)), 2, "capped at two");
+    assert_eq!(spills(Builder::new().magazine_bytes(1)), 6, "a budget below the class: still one");
+}
+
 /// Builds with `b` and returns the error's message, checking it is `expected`.
 fn rejected(b: Builder, expected: Error) -> String {
     let err = b.build().unwrap_err();
@@ -280,6 +298,9 @@ fn bad_config() {
         let s = rejected(b().size_classes([512, size]), Error::SizeClassTooLarge { size });
         assert!(s.contains(&size.to_string()) && s.contains("isize::MAX"), "{s}");
     }
+
+    let s = rejected(b().magazine_bytes(0), Error::ZeroMagazineBytes);
+    assert!(s.contains("magazine byte budget is 0"), "{s}");
 
     let s = rejected(b().magazine_capacity(0), Error::ZeroMagazineCapacity);
     assert!(s.contains("magazine capacity is 0"), "{s}");

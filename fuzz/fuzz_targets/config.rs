@@ -15,6 +15,7 @@ const MAX_REAL: usize = 1 << 20;
 struct Input {
     classes: Vec<usize>,
     magazine_capacity: usize,
+    magazine_bytes: usize,
     zero_on_release: bool,
     max_retained_bytes: usize,
     lens: Vec<u32>,
@@ -47,6 +48,7 @@ fn expected_error(input: &Input) -> Option<Error> {
         n if n > magpool::MAX_MAGAZINE_CAPACITY => {
             Some(Error::MagazineCapacityTooLarge { capacity: n, max: magpool::MAX_MAGAZINE_CAPACITY })
         }
+        _ if input.magazine_bytes == 0 => Some(Error::ZeroMagazineBytes),
         _ => None,
     }
 }
@@ -84,6 +86,7 @@ fuzz_target!(|input: Input| {
     let builder = Pool::builder()
         .size_classes(input.classes.iter().copied())
         .magazine_capacity(input.magazine_capacity)
+        .magazine_bytes(input.magazine_bytes)
         .zero_on_release(input.zero_on_release)
         .max_retained_bytes(input.max_retained_bytes);
     match (builder.build(), expected_error(&input)) {
