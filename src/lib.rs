@@ -60,8 +60,10 @@
 //!   Without it, contents are stale but always initialised.
 //! - **Bounded memory.** The depot keeps at most
 //!   [`max_retained_bytes`](Builder::max_retained_bytes); each thread caches at
-//!   most two magazines per class, sized so that large classes cache few
-//!   buffers. What is over the limit goes back to the global allocator.
+//!   most two magazines per class, each within a byte budget
+//!   ([`magazine_bytes`](Builder::magazine_bytes), 1 MiB by default) so that
+//!   large classes cache few buffers. What is over the limit goes back to the
+//!   global allocator.
 //! - **Thread exit.** What an exiting thread caches goes to the depot. Gets and
 //!   releases during thread-local teardown still work (through the allocator).
 //! - **Pool drop.** Dropping a [`Pool`] frees everything it holds, in every
