@@ -75,10 +75,16 @@ fn link<M>(head: &Atomic<Node<M>>, mut node: Owned<Node<M>>, guard: &Guard) {
 fn unlink<'g, M>(head: &Atomic<Node<M>>, order: Ordering, guard: &'g Guard) -> Option<Shared<'g, Node<M>>> {
     loop {
         let top = head.load(order, guard);
+        if top.is_null() {
+            return None;
+        }
+        // Only `next` is borrowed, never the whole node: between our load and
+        // our CAS another thread may unlink `top` and, for a shell, write its
+        // `value`, and a `&Node` would overlap that write (a data race under
+        // Rust's memory model, which miri reported).
         // SAFETY: `top` was loaded under `guard`, and nodes are freed only
         // after a grace period that this guard holds back (module invariants).
-        let node = unsafe { top.as_ref() }?;
-        let next = node.next.load(Relaxed, guard);
+        let next = unsafe { &(*top.as_raw()).next }.load(Relaxed, guard);
         // Relaxed on success: the Acquire load above already synchronised with
         // the push of `top`, and the node is ours once this succeeds.
         if head.compare_exchange(top, next, Relaxed, Relaxed, guard).is_ok() {
