@@ -66,7 +66,9 @@ struct ClassCache<T> {
 const _: () = {
     type C = ClassCache<crate::block::Block>;
     assert!(std::mem::offset_of!(C, mags) == 0 && std::mem::offset_of!(Mags<crate::block::Block>, loaded) == 0);
-    assert!(std::mem::offset_of!(C, counters.gets) + 8 <= 64 && std::mem::offset_of!(C, counters.puts) + 8 <= 64);
+    let counter = std::mem::size_of::<crate::stats::Counter>();
+    assert!(std::mem::offset_of!(C, counters.gets) + counter <= 64);
+    assert!(std::mem::offset_of!(C, counters.puts) + counter <= 64);
 };
 
 /// A pointer to a cache's per-class table, for its owner's hot path: the
