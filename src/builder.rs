@@ -84,10 +84,11 @@ impl Builder {
     ///
     /// A larger budget lets a thread whose use of the large classes swings
     /// widely stay out of the depot longer: on the bench report's `mixed`
-    /// workload, 4 MiB cut the release p99.9 from about 190 to 105 ns. But
+    /// workload, 4 MiB cut the release p99.9 from about 160 to 80 ns. But
     /// buffers handed from thread to thread then wait longer in magazines and
-    /// come back colder: producer→consumer went from about 590 to 1250 ns per
-    /// buffer. Measure your own workload; the default favours cross-thread
+    /// come back colder, and more memory is held: producer→consumer was
+    /// 15–40% slower, with twice the peak RSS. Measure your own workload
+    /// (`magpool-bench --magazine-bytes N`); the default favours cross-thread
     /// flow.
     ///
     /// ```

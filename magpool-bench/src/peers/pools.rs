@@ -48,6 +48,12 @@ impl Magpool {
     pub fn new() -> Self {
         Magpool(magpool::Pool::new())
     }
+
+    /// The defaults but for `Builder::magazine_bytes(bytes)`, to measure the
+    /// budget's trade-off (`magpool-bench --magazine-bytes`).
+    pub fn with_magazine_bytes(bytes: usize) -> Result<Self, magpool::Error> {
+        Ok(Magpool(magpool::Pool::builder().magazine_bytes(bytes).build()?))
+    }
 }
 
 impl Impl for Magpool {

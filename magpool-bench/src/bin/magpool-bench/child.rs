@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use magpool_bench::peers::Magpool;
 use magpool_bench::workloads::{latency, run, Workload};
 use magpool_bench::{count, visit_impl, Impl, Visitor};
 
@@ -84,12 +85,15 @@ pub(crate) enum Budget {
 }
 
 /// Measures `workload` on `imp` within `budget` and prints the sample line;
-/// `false` when either name is unknown.
-pub(crate) fn main(imp: &str, workload: &str, budget: Budget) -> bool {
+/// `false` when either name is unknown. `magazine_bytes` configures magpool
+/// (the parent has checked that it builds).
+pub(crate) fn main(imp: &str, workload: &str, budget: Budget, magazine_bytes: Option<usize>) -> bool {
     let Some(workload) = Workload::parse(workload) else { return false };
     let mut m = Measure { workload, budget, sample: None };
-    if !visit_impl(imp, &mut m) {
-        return false;
+    match (imp, magazine_bytes) {
+        ("magpool", Some(bytes)) => m.visit(&Magpool::with_magazine_bytes(bytes).expect("checked by the parent")),
+        _ if !visit_impl(imp, &mut m) => return false,
+        _ => {}
     }
     let mut sample = m.sample.expect("visited");
     sample.rss_kib = peak_rss_kib();

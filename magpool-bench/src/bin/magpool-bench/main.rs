@@ -60,6 +60,10 @@ struct Args {
     /// Only these workloads, as `group` or `group/param` (comma-separated).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
+    /// magpool's per-magazine byte budget (`Builder::magazine_bytes`), to
+    /// measure its trade-off [default: the crate's, 1 MiB].
+    #[arg(long)]
+    magazine_bytes: Option<usize>,
     /// Where to write report.md, report.csv and the SVG charts.
     #[arg(long, default_value = "target/bench-report")]
     out: PathBuf,
@@ -80,7 +84,7 @@ fn main() -> ExitCode {
             Some(n) => child::Budget::Iters(n),
             None => child::Budget::Time(Duration::from_millis(ms)),
         };
-        return match child::main(&child[0], &child[1], budget) {
+        return match child::main(&child[0], &child[1], budget, args.magazine_bytes) {
             true => ExitCode::SUCCESS,
             false => {
                 eprintln!("magpool-bench: unknown implementation or workload: {child:?}");
@@ -111,8 +115,12 @@ fn parent(args: &Args, ms: u64) -> Result<(), String> {
     if impls.len() < 2 || workloads.is_empty() {
         return Err(format!("nothing to compare: implementations {impls:?}, workloads {:?}", args.workloads));
     }
+    if let Some(bytes) = args.magazine_bytes {
+        magpool_bench::peers::Magpool::with_magazine_bytes(bytes).map_err(|e| format!("--magazine-bytes: {e}"))?;
+    }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut run = Run::new(rounds, ms, &impls, &workloads, timer_overhead_ns());
+    run.magazine_bytes = args.magazine_bytes;
     let total = (rounds * impls.len() * workloads.len()) as u64;
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} {msg} (eta {eta})")
@@ -124,10 +132,12 @@ fn parent(args: &Args, ms: u64) -> Result<(), String> {
             for k in 0..impls.len() {
                 let imp = impls[(k + round + wi) % impls.len()];
                 bar.set_message(format!("round {}/{rounds} {} {imp}", round + 1, w.key()));
-                let out = Command::new(&exe)
-                    .args(["--child", imp, &w.key(), "--ms", &ms.to_string()])
-                    .output()
-                    .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+                let mut cmd = Command::new(&exe);
+                cmd.args(["--child", imp, &w.key(), "--ms", &ms.to_string()]);
+                if let Some(bytes) = args.magazine_bytes {
+                    cmd.args(["--magazine-bytes", &bytes.to_string()]);
+                }
+                let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let sample = child::Sample::parse(&stdout).filter(|_| out.status.success()).ok_or_else(|| {
                     format!(

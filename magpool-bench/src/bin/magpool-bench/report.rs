@@ -18,6 +18,8 @@ pub(crate) struct Run {
     pub(crate) impls: Vec<&'static str>,
     pub(crate) workloads: Vec<Workload>,
     pub(crate) timer_ns: u64,
+    /// magpool's `Builder::magazine_bytes`, when not the default.
+    pub(crate) magazine_bytes: Option<usize>,
     samples: HashMap<(&'static str, Workload), Vec<Sample>>,
     started: SystemTime,
     load_before: String,
@@ -33,6 +35,7 @@ impl Run {
             impls: impls.to_vec(),
             workloads: workloads.to_vec(),
             timer_ns,
+            magazine_bytes: None,
             samples: HashMap::new(),
             started: SystemTime::now(),
             load_before: load_average(),
@@ -132,7 +135,7 @@ impl<'r> Report<'r> {
         let _ = writeln!(
             md,
             "{} UTC, {} cores, load average {} before and {} after; {} rounds of {} implementations × {} \
-             workloads, {} ms per measurement, each in its own process; {:.0} s in all.\n",
+             workloads, {} ms per measurement, each in its own process; {:.0} s in all{}.\n",
             utc(r.started),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             r.load_before,
@@ -142,6 +145,7 @@ impl<'r> Report<'r> {
             r.workloads.len(),
             r.ms,
             r.elapsed.as_secs_f64(),
+            r.magazine_bytes.map_or(String::new(), |b| format!("; magpool with magazine_bytes({b}), not the default")),
         );
         let _ = writeln!(
             md,
