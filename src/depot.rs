@@ -67,8 +67,8 @@ impl<T: Send + 'static> Depot<T> {
     /// operations meanwhile pin re-entrantly, without a fence each: an
     /// exchange (a full magazine for an empty one) then costs one pin.
     #[inline]
-    pub(crate) fn pin(&self) -> crossbeam_epoch::Guard {
-        crossbeam_epoch::pin()
+    pub(crate) fn pin(&self) -> crate::sync::epoch::Guard {
+        crate::sync::epoch::pin()
     }
 
     pub(crate) fn pop_full(&self, class: usize) -> Option<Magazine<T>> {
@@ -136,6 +136,27 @@ impl<T: Send + 'static> Depot<T> {
     pub(crate) fn magazines(&self, class: usize) -> (usize, usize) {
         let c = &self.classes[class];
         (c.full.len(), c.empty.len())
+    }
+}
+
+/// Empties the stacks, then runs the collector until the nodes they deferred
+/// are back in their shells, so that the shells (and the nodes) are freed with
+/// the depot: nothing but magpool pins magpool's collector (`sync::epoch`), so
+/// without this they would wait for the next pool's activity. Best effort: a
+/// thread pinned elsewhere in magpool meanwhile can hold some back.
+impl<T: Send + 'static> Drop for Depot<T> {
+    fn drop(&mut self) {
+        for class in 0..self.classes.len() {
+            self.drain(class);
+        }
+        // A node returns two epoch advances after its bag is sealed, and a
+        // collection runs a few bags at most: 32 rounds cover both. (Not under
+        // loom, where each round would multiply the interleavings to explore.)
+        if cfg!(not(loom)) {
+            for _ in 0..32 {
+                crate::sync::epoch::pin().flush();
+            }
+        }
     }
 }
 

@@ -20,12 +20,11 @@
 
 use std::mem::MaybeUninit;
 
-use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
-
 use crate::sync::atomic::{
     AtomicUsize, Ordering,
     Ordering::{Acquire, Relaxed, Release},
 };
+use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
 use crate::sync::Arc;
 
 /// Ordering of the load of `head` in `pop`: Acquire, weakened to Relaxed only

@@ -196,7 +196,9 @@ impl<T: Send + 'static> ThreadCache<T> {
         let c = &self.classes[class];
         // SAFETY: the owner is the only thread that reaches `mags` and
         // `spare`, and it does not re-enter this function from `f`: the
-        // accesses are exclusive.
+        // accesses are exclusive. (`f` calls no user code: the depot's pins
+        // collect on magpool's own epoch collector, whose deferred functions
+        // only return nodes to their shells; see `sync::epoch`.)
         c.mags.with_mut(|m| c.spare.with_mut(|spare| f(unsafe { &mut *m }, unsafe { &mut *spare })))
     }
 

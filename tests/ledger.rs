@@ -442,14 +442,15 @@ fn mixed_classes() {
 /// Collects epoch garbage from this thread, a bounded number of times.
 ///
 /// The depot's stack nodes are freed through `crossbeam_epoch`'s deferred
-/// destruction, which runs only when some thread collects after the epoch has
-/// advanced. Each flush seals this thread's bag and collects, so a few hundred
-/// of them free every node deferred before the loop. Run it disarmed: each
-/// collection defers the queue node it pops and a flush allocates a new one,
-/// an endless chain of the collector's own bookkeeping that is not the pool's.
+/// destruction on magpool's own collector, which runs only when magpool pins
+/// it after the epoch has advanced. Dropping a pool flushes that collector a
+/// few dozen times (`Depot`'s drop), so a handful of empty pools dropped here
+/// free every node deferred before. Run it disarmed: each collection defers
+/// the queue node it pops and a flush allocates a new one, an endless chain of
+/// the collector's own bookkeeping that is not the pool's.
 fn flush_epoch() {
-    for _ in 0..256 {
-        crossbeam_epoch::pin().flush();
+    for _ in 0..8 {
+        drop(Pool::new());
     }
 }
 
@@ -460,7 +461,6 @@ fn warm_up_process() {
     std::thread::spawn(|| {
         let pool = Pool::new();
         drop(pool.get(4096));
-        drop(crossbeam_epoch::pin());
     })
     .join()
     .unwrap();

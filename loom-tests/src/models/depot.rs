@@ -79,7 +79,7 @@ fn stack_push_pop_reclaims() {
             let stack = stack.clone();
             thread::spawn(move || {
                 let a = stack.pop().map(|i| i.check());
-                crossbeam_epoch::pin().flush();
+                crate::sync::epoch::pin().flush();
                 let b = stack.pop().map(|i| i.check());
                 [a, b]
             })
@@ -88,8 +88,8 @@ fn stack_push_pop_reclaims() {
             let stack = stack.clone();
             thread::spawn(move || {
                 let got = stack.pop().map(|i| i.check());
-                crossbeam_epoch::pin().flush();
-                crossbeam_epoch::pin().flush();
+                crate::sync::epoch::pin().flush();
+                crate::sync::epoch::pin().flush();
                 stack.push(Item::new(2)); // may reuse a popped node
                 got
             })
