@@ -65,7 +65,11 @@
 //!   large classes cache few buffers. What is over the limit goes back to the
 //!   global allocator.
 //! - **Thread exit.** What an exiting thread caches goes to the depot. Gets and
-//!   releases during thread-local teardown still work (through the allocator).
+//!   releases during thread-local teardown still work (through the allocator),
+//!   with one known exception: a pool's *first* use on a thread, from a
+//!   thread-local destructor that runs after the `thread_local` crate's own
+//!   per-thread guard is gone, aborts the process (a panic inside that crate
+//!   while destructors run).
 //! - **Pool drop.** Dropping a [`Pool`] frees everything it holds, in every
 //!   thread's cache, at once. A [`Buf`] cannot outlive its pool.
 //! - **Panics.** A `Buf` is returned to its pool when a panic unwinds past it.
