@@ -194,11 +194,12 @@ impl<T: Send + 'static> ThreadCache<T> {
     #[inline(always)]
     unsafe fn with_mags<R>(&self, class: usize, f: impl FnOnce(&mut Mags<T>, &mut Magazine<T>) -> R) -> R {
         let c = &self.classes[class];
+        // `f` runs no user code, so it cannot re-enter: the depot's pins
+        // collect on magpool's own epoch collector, whose deferred functions
+        // only return nodes to their shells (`sync::epoch`).
         // SAFETY: the owner is the only thread that reaches `mags` and
         // `spare`, and it does not re-enter this function from `f`: the
-        // accesses are exclusive. (`f` calls no user code: the depot's pins
-        // collect on magpool's own epoch collector, whose deferred functions
-        // only return nodes to their shells; see `sync::epoch`.)
+        // accesses are exclusive.
         c.mags.with_mut(|m| c.spare.with_mut(|spare| f(unsafe { &mut *m }, unsafe { &mut *spare })))
     }
 
