@@ -154,7 +154,7 @@ impl<T: Send + 'static> Drop for Depot<T> {
         // loom, where each round would multiply the interleavings to explore.)
         if cfg!(not(loom)) {
             for _ in 0..32 {
-                crate::sync::epoch::pin().flush();
+                self.pin().flush();
             }
         }
     }

@@ -7,9 +7,11 @@
 //! pins were on the default collector: one of them, inside an exchange,
 //! could run the user's deferred drop, which released into the magazines the
 //! exchange was rearranging. The exchange then overwrote the magazine the
-//! nested release had just filled: its buffers were freed but still counted
-//! as retained (this test saw `retained_bytes == 64` after a trim), and
-//! miri reported the aliasing `&mut`.
+//! nested release had just filled. Against that code, this test fails in a
+//! debug build on the thread cache's own invariant (`spare.is_empty()`); the
+//! audit that found the bug saw, in its version of the test, the freed
+//! buffers still counted (`retained_bytes == 64` after a trim), and miri
+//! reported the aliasing `&mut`.
 
 use magpool::Pool;
 
