@@ -80,7 +80,15 @@ impl<T: Send + 'static> Depot<T> {
 
     /// Stores a non-empty magazine, or hands it back when keeping it would put
     /// the depot over its retention limit. Lock-free.
+    ///
+    /// A placeholder (capacity 0) is always handed back: a refill must never
+    /// take one for a full magazine. A spill cannot pass one unless something
+    /// inside it panicked halfway, so this is a release-build guard on a
+    /// path that is already slow.
     pub(crate) fn push_full(&self, class: usize, mag: Magazine<T>) -> Result<(), Magazine<T>> {
+        if mag.capacity() == 0 {
+            return Err(mag);
+        }
         debug_assert!(!mag.is_empty());
         mag.assert_valid();
         let bytes = self.weight(class, &mag);
@@ -110,10 +118,14 @@ impl<T: Send + 'static> Depot<T> {
         self.classes[class].empty.pop()
     }
 
-    /// Stores an empty magazine for reuse. Lock-free.
+    /// Stores an empty magazine for reuse. Lock-free. A placeholder is
+    /// dropped instead (as in `push_full`): a spill must never take one for
+    /// an empty magazine with room.
     pub(crate) fn push_empty(&self, class: usize, mag: Magazine<T>) {
-        debug_assert!(mag.is_empty() && mag.capacity() > 0);
-        self.classes[class].empty.push(mag);
+        debug_assert!(mag.is_empty());
+        if mag.capacity() > 0 {
+            self.classes[class].empty.push(mag);
+        }
     }
 
     /// Frees every magazine of `class` and the items in them; returns how many
@@ -189,5 +201,14 @@ mod tests {
         assert_eq!(d.drain(0), 3);
         assert_eq!(d.magazines(0), (0, 0));
         assert_eq!(d.retained_bytes(), 0);
+    }
+
+    #[test]
+    fn placeholders_are_never_stored() {
+        let d = Depot::<u32>::new([10], 50);
+        assert_eq!(d.push_full(0, Magazine::none()).unwrap_err().capacity(), 0);
+        d.push_empty(0, Magazine::none());
+        assert_eq!((d.magazines(0), d.retained_bytes()), ((0, 0), 0));
+        assert!(d.pop_full(0).is_none() && d.pop_empty(0).is_none());
     }
 }

@@ -92,6 +92,23 @@ fn unlink<'g, M>(head: &Atomic<Node<M>>, order: Ordering, guard: &'g Guard) -> O
     }
 }
 
+/// A node unlinked by `Stack::pop`, its value moved out, on its way back to
+/// the shells in a deferred function (which may run on any thread). A pointer
+/// rather than an address, so that the node's provenance goes with it.
+struct Retired<M>(*mut Node<M>);
+
+// SAFETY: the deferred function is the node's only owner, and the node holds
+// no `M` (its value was moved out): only an empty node changes threads.
+unsafe impl<M> Send for Retired<M> {}
+
+impl<M> Retired<M> {
+    /// A method, not a field access, so that a closure captures the whole
+    /// `Retired` (which is `Send`), not the raw pointer inside it.
+    fn into_raw(self) -> *mut Node<M> {
+        self.0
+    }
+}
+
 // === impl Shells ===
 
 /// Node shells waiting for reuse, shared by the stacks of one depot and by
@@ -231,17 +248,17 @@ impl<M: Send + 'static> Stack<M> {
         // SAFETY: `unlink` made us the only owner of the node, whose value the
         // pusher initialised before publishing it; we move it out exactly once.
         let value = unsafe { top.deref().value.assume_init_read() };
-        let (shells, raw) = (Arc::clone(&self.shells), top.as_raw() as usize);
+        let (shells, node) = (Arc::clone(&self.shells), Retired(top.as_raw().cast_mut()));
         if cfg!(magpool_mutant = "depot_recycle_early") {
             // SAFETY: none: this is the mutant that must fail under loom.
-            unsafe { shells.give(raw as *mut Node<M>) };
+            unsafe { shells.give(node.into_raw()) };
             return Some(value);
         }
         // The node rests in `shells` only after every thread pinned now has
         // unpinned (module invariants).
         guard.defer(move || {
             // SAFETY: deferred by the unlinking thread, value moved out above.
-            unsafe { shells.give(raw as *mut Node<M>) }
+            unsafe { shells.give(node.into_raw()) }
         });
         Some(value)
     }
