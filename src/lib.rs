@@ -69,7 +69,8 @@
 //!   with one known exception: a pool's *first* use on a thread, from a
 //!   thread-local destructor that runs after the `thread_local` crate's own
 //!   per-thread guard is gone, aborts the process (a panic inside that crate
-//!   while destructors run).
+//!   while destructors run, its issue #74). A thread that has used the pool
+//!   once before its teardown (`drop(pool.get(1))`) is not exposed.
 //! - **Pool drop.** Dropping a [`Pool`] frees everything it holds, in every
 //!   thread's cache, at once. A [`Buf`] cannot outlive its pool.
 //! - **Panics.** A `Buf` is returned to its pool when a panic unwinds past it.

@@ -239,6 +239,38 @@ fn tls_destructor() {
     }
 }
 
+/// The documented way around the one known teardown abort. Here another
+/// library's `thread_local::ThreadLocal` is used after the thread-local that
+/// holds a buffer, so that crate's per-thread guard is destroyed first. Had
+/// the pool's first use on this thread come only from the destructor, the
+/// `thread_local` crate would panic inside it and abort the process (its
+/// issue #74; seen by hand with the `drop(pool.get(1))` line removed). One use
+/// while the thread runs registers the thread with the pool, and teardown then
+/// bypasses the cache.
+#[test]
+fn teardown_after_another_thread_local() {
+    let pool = static_pool();
+    let mut held = pool.get(100);
+    held.fill(7);
+    let report = Report::default();
+    let r = Arc::clone(&report);
+    std::thread::spawn(move || {
+        let teardown = Teardown { buf: Some(held), pool, report: r };
+        TEARDOWN.with(|t| *t.borrow_mut() = Some(teardown)); // destroyed last
+        let other = thread_local::ThreadLocal::<u8>::new(); // another library's
+        assert_eq!(*other.get_or(|| 1), 1);
+        drop(pool.get(1)); // the workaround
+    })
+    .join()
+    .unwrap();
+    assert_eq!(*report.lock().unwrap(), ["ok"]);
+    let s = pool.stats();
+    // Gets: the held buffer, the workaround's, and the destructor's 5000
+    // bytes grown to 20000. The destructor's work bypassed the cache (the
+    // thread's exit hook had run): its three releases were freed.
+    assert_eq!((s.in_use, s.gets, s.puts, s.discarded), (0, 4, 4, 3), "{s:?}");
+}
+
 /// The same with the global pool, whose buffers are `Buf<'static>` already.
 #[test]
 fn tls_destructor_global() {
