@@ -65,12 +65,8 @@
 //!   large classes cache few buffers. What is over the limit goes back to the
 //!   global allocator.
 //! - **Thread exit.** What an exiting thread caches goes to the depot. Gets and
-//!   releases during thread-local teardown still work (through the allocator),
-//!   with one known exception: a pool's *first* use on a thread, from a
-//!   thread-local destructor that runs after the `thread_local` crate's own
-//!   per-thread guard is gone, aborts the process (a panic inside that crate
-//!   while destructors run, its issue #74). A thread that has used the pool
-//!   once before its teardown (`drop(pool.get(1))`) is not exposed.
+//!   releases during thread-local teardown still work, in any destructor
+//!   order, even as a pool's first use on the thread.
 //! - **Pool drop.** Dropping a [`Pool`] frees everything it holds, in every
 //!   thread's cache, at once. A [`Buf`] cannot outlive its pool.
 //! - **Panics.** A `Buf` is returned to its pool when a panic unwinds past it.
@@ -122,6 +118,7 @@ mod magazine;
 mod metrics;
 mod pool;
 mod size_class;
+mod slots;
 mod stack;
 mod stats;
 mod sync;

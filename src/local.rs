@@ -1,13 +1,13 @@
 //! The registry of live pools, thread identity, the per-thread slot hint, and
 //! thread-exit hooks.
 //!
-//! `thread_local::ThreadLocal` keeps a pool's per-thread slots alive until the
-//! pool drops and hands a dead thread's slot to the next thread that gets the
-//! same id; it runs nothing at thread exit, and finding a slot through it costs
-//! a call and a few dependent loads. This module adds the missing pieces:
+//! A pool keeps its per-thread slots in a list (`slots.rs`) that a thread
+//! walks only to claim one. This module holds the rest, per thread:
 //!
 //! - each thread gets a serial number (never reused), the unit of slot
 //!   ownership (see `pool.rs`);
+//! - a record of the slot the thread claimed in each pool ([`registered`]),
+//!   kept by the exit hook below;
 //! - a hook that, when the thread's thread-locals are destroyed, asks every
 //!   live pool the thread claimed a slot in to flush and release that slot;
 //! - a hint, [`current`], that maps a pool id to the slot the thread owns in
@@ -30,8 +30,9 @@
 //!   any slot. A stale entry of a dropped pool is never read as valid, since
 //!   ids are never reused.
 //! - The hook holds the slot address with the pool id, so it reaches the slot
-//!   without the thread_local crate, whose own guard may run before or after
-//!   it: ownership, not destructor order, keeps the two apart.
+//!   directly. Nothing here asks another crate for a thread id, so every
+//!   function is safe at any point of thread teardown (a first use then
+//!   registers the hook late, and it runs after the destructor that used it).
 //!
 //! Called by the pool: [`current`] on every get and release, the rest on slow
 //! paths only.
@@ -162,6 +163,15 @@ pub(crate) fn claim_serial() -> Option<u64> {
         }
         known => Some(known),
     }
+}
+
+/// The slot this thread registered in pool `id`, if any; `None` too once the
+/// thread's exit hook is gone. Linear in the pools the thread has used (a
+/// handful), on slow paths only.
+pub(crate) fn registered(id: u64) -> Option<SlotAddr> {
+    HOOK.try_with(|hook| hook.slots.borrow().iter().find(|&&(pool, _)| pool == id).map(|&(_, slot)| slot))
+        .ok()
+        .flatten()
 }
 
 /// Registers the slot this thread just claimed in pool `id`, to be flushed

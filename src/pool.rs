@@ -15,9 +15,9 @@
 //!   A thread claims a slot (`0 → serial`, Acquire) before its first use, and
 //!   its exit hook flushes the slot and releases it (`serial → 0`, Release)
 //!   after its last, so each owner's accesses happen after the previous
-//!   owner's. The thread_local crate gives each live thread its own slot; a
-//!   dead thread's slot may pass to a new thread that got its id, which runs
-//!   uncached until the exit hook has released it (then claims it).
+//!   owner's. A thread finds its slot through its own thread-local record
+//!   (`local.rs`); a thread without one claims a free slot from the pool's
+//!   list (`slots.rs`), or adds one.
 //! - The thread's slot hint (`local::current`) holds the `Hot` address of a
 //!   slot's cache only while the thread owns the slot (`local.rs`), so a hint
 //!   hit needs no other check.
@@ -25,15 +25,15 @@
 //! Called by [`Buf`] (release, growth) and by users.
 
 use std::fmt;
+use std::ptr;
 use std::sync::{Arc, Weak};
-
-use thread_local::ThreadLocal;
 
 use crate::block::Block;
 use crate::builder::{Builder, Config};
 use crate::depot::Depot;
 use crate::local::{self, LivePool};
 use crate::size_class::SizeClasses;
+use crate::slots::Slots;
 use crate::stats::{ClassCounters, ClassStats, Reading, Stats};
 use crate::sync::atomic::{
     AtomicU64,
@@ -81,11 +81,9 @@ struct Shared {
     depot: Depot<Block>,
     /// Magazine capacity per class, `n + 1` entries (0 for oversized).
     caps: Box<[usize]>,
-    /// Boxed, so that a slot's address (kept by its owner's exit hook) comes
-    /// from the box, not from the reference one `ThreadLocal` call returned:
-    /// miri's Tree Borrows rejected writes through the latter once another
-    /// call had read the slot.
-    slots: ThreadLocal<Box<Slot>>,
+    /// Every thread's slot; a slot's address never changes while the pool
+    /// lives.
+    slots: Slots<Slot>,
     /// Counters for work done without a cache (thread teardown, depot trim).
     remote: Box<[ClassCounters]>,
 }
@@ -130,7 +128,7 @@ impl Pool {
             zero_on_release: config.zero_on_release,
             max_retained_bytes: config.max_retained_bytes,
             caps,
-            slots: ThreadLocal::new(),
+            slots: Slots::new(),
             remote: (0..=n).map(|_| ClassCounters::default()).collect(),
             classes: config.classes,
         });
@@ -346,24 +344,30 @@ impl Pool {
     }
 
     /// The slot the calling thread owns in this pool, claimed (and registered
-    /// for the exit flush) if needed. `None` while the thread is exiting, or
-    /// while a dead thread that had the same thread_local id still owns it
-    /// (work then bypasses caches).
+    /// for the exit flush) if needed. `None` once the thread is exiting (work
+    /// then bypasses caches). Safe at any point of thread teardown: it asks
+    /// no other crate for a thread id.
     fn local_slot(&self) -> Option<&Slot> {
         let serial = local::claim_serial()?;
         let s = &*self.shared;
-        let slot = &**s
-            .slots
-            .get_or(|| Box::new(Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(0) }));
-        let addr = (slot as *const Slot).cast::<()>();
-        // Only this thread writes its own serial: equal means already ours.
-        if slot.owner.load(Relaxed) != serial {
-            slot.owner.compare_exchange(0, serial, Acquire, Relaxed).ok()?;
-            if !local::register(self.id, addr) {
-                slot.owner.store(0, Release);
-                return None;
+        let slot = match local::registered(self.id) {
+            // SAFETY: the thread registered this address for this pool: a
+            // slot in `s.slots`, which lives as long as `self`, and which the
+            // thread owns until its exit hook releases it.
+            Some(addr) => unsafe { &*addr.cast::<Slot>() },
+            None => {
+                let slot = s.slots.claim(
+                    |free| free.owner.compare_exchange(0, serial, Acquire, Relaxed).is_ok(),
+                    || Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(serial) },
+                );
+                if !local::register(self.id, ptr::from_ref(slot).cast()) {
+                    slot.owner.store(0, Release);
+                    return None;
+                }
+                slot
             }
-        }
+        };
+        debug_assert_eq!(slot.owner.load(Relaxed), serial);
         local::remember(self.id, slot.cache.hot().addr());
         Some(slot)
     }
@@ -424,7 +428,7 @@ pub(crate) fn fail(e: Error) -> ! {
 
 impl Drop for Pool {
     /// Leaves the registry, so that no thread-exit hook reaches the pool, then
-    /// frees everything: every thread's cache (through `ThreadLocal`'s drop)
+    /// frees everything: every thread's cache (through the slots' drop)
     /// and the depot. A hook that found the pool just before keeps it alive
     /// until its flush ends, and the last of them frees it.
     fn drop(&mut self) {

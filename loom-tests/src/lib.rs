@@ -7,7 +7,7 @@
 //! drift, and their `pub(crate)` items are reachable from the models in
 //! `src/models/`, which is why the models live in this crate rather than in
 //! `tests/`. Only the machinery that loom checks is included: `Pool` finds its
-//! per-thread caches through the `thread_local` crate, which loom cannot see,
+//! per-thread caches through `std` thread-locals, which loom does not model,
 //! so the models drive explicit per-thread caches against a shared depot.
 #![cfg(loom)] // nothing to build or test without loom
 #![deny(unsafe_op_in_unsafe_fn)]
