@@ -451,3 +451,34 @@ impl fmt::Debug for Pool {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A thread that exits gives its slot back, and the next thread takes it:
+    /// thread churn does not grow the slot list.
+    #[test]
+    fn exited_threads_slots_are_reused() {
+        let pool = Pool::new();
+        let threads = if cfg!(miri) { 4 } else { 100 };
+        for _ in 0..threads {
+            // An explicit `join` returns only after the thread's thread-local
+            // destructors (and so its exit hook) have run.
+            std::thread::scope(|s| s.spawn(|| drop(pool.get(100))).join().unwrap());
+        }
+        assert_eq!(pool.shared.slots.iter().count(), 1);
+        // Two threads at once need two slots.
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let pool = &pool;
+            s.spawn(move || {
+                drop(pool.get(100));
+                rx.recv().unwrap();
+            });
+            drop(pool.get(100)); // this thread's slot
+            tx.send(()).unwrap();
+        });
+        assert_eq!(pool.shared.slots.iter().count(), 2);
+    }
+}
