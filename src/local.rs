@@ -108,13 +108,21 @@ thread_local! {
     // No destructor and a const initialiser: each access is a plain
     // thread-local load, valid at every point of thread teardown.
     static HINT: [Cell<(u64, *const ())>; WAYS] = const { [const { Cell::new(NO_HINT) }; WAYS] };
-    static HOOK: ExitHook = const { ExitHook { slots: RefCell::new(Vec::new()) } };
+    static HOOK: ExitHook = const { ExitHook { slots: RefCell::new(Vec::new()), prune_at: Cell::new(PRUNE_MIN) } };
 }
+
+/// Fewest records at which `register` forgets dropped pools.
+const PRUNE_MIN: usize = 8;
 
 /// The slots this thread claimed, with their pools' ids; flushes and releases
 /// them on drop.
 struct ExitHook {
+    /// Sorted by pool id, for a binary search on slow paths.
     slots: RefCell<Vec<(u64, SlotAddr)>>,
+    /// Length at which `register` next forgets dropped pools: twice what
+    /// the last pruning kept, so that pruning costs O(1) per register,
+    /// amortised.
+    prune_at: Cell<usize>,
 }
 
 impl Drop for ExitHook {
@@ -166,12 +174,15 @@ pub(crate) fn claim_serial() -> Option<u64> {
 }
 
 /// The slot this thread registered in pool `id`, if any; `None` too once the
-/// thread's exit hook is gone. Linear in the pools the thread has used (a
-/// handful), on slow paths only.
+/// thread's exit hook is gone. A binary search over the pools the thread has
+/// used, on slow paths only.
 pub(crate) fn registered(id: u64) -> Option<SlotAddr> {
-    HOOK.try_with(|hook| hook.slots.borrow().iter().find(|&&(pool, _)| pool == id).map(|&(_, slot)| slot))
-        .ok()
-        .flatten()
+    HOOK.try_with(|hook| {
+        let slots = hook.slots.borrow();
+        slots.binary_search_by_key(&id, |&(pool, _)| pool).ok().map(|at| slots[at].1)
+    })
+    .ok()
+    .flatten()
 }
 
 /// Registers the slot this thread just claimed in pool `id`, to be flushed
@@ -183,12 +194,14 @@ pub(crate) fn register(id: u64, slot: SlotAddr) -> bool {
     }
     HOOK.try_with(|hook| {
         let mut slots = hook.slots.borrow_mut();
-        if slots.len() >= 8 && slots.len().is_power_of_two() {
-            // Forget dropped pools now and then: amortised O(1) per register.
+        if slots.len() >= hook.prune_at.get() {
             let live = live();
             slots.retain(|(id, _)| live.contains_key(id));
+            hook.prune_at.set((2 * slots.len()).max(PRUNE_MIN));
         }
-        slots.push((id, slot));
+        // Ids grow over time, so this is nearly always the end.
+        let at = slots.partition_point(|&(pool, _)| pool < id);
+        slots.insert(at, (id, slot));
     })
     .is_ok()
 }

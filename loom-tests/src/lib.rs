@@ -7,8 +7,9 @@
 //! drift, and their `pub(crate)` items are reachable from the models in
 //! `src/models/`, which is why the models live in this crate rather than in
 //! `tests/`. Only the machinery that loom checks is included: `Pool` finds its
-//! per-thread caches through `std` thread-locals, which loom does not model,
-//! so the models drive explicit per-thread caches against a shared depot.
+//! per-thread caches through process-wide state (`local.rs`: a registry of
+//! live pools, thread serials) that loom cannot reset between executions, so
+//! the models drive explicit per-thread caches against a shared depot.
 #![cfg(loom)] // nothing to build or test without loom
 #![deny(unsafe_op_in_unsafe_fn)]
 // The included modules are written for magpool's own use; not all of their
