@@ -415,13 +415,16 @@ fn trim_keeps_other_threads() {
 
 /// A thread that alternates between more pools than its slot hint holds (4)
 /// keeps one cache per pool: after the first get, every buffer comes back
-/// from that pool's cache, and each pool counts only its own traffic.
+/// from that pool's cache, and each pool counts only its own traffic. The
+/// pools are first used out of creation order, so the thread's record of its
+/// slots (sorted by pool id) takes entries in the middle too; a lookup that
+/// missed would claim a fresh slot, with an empty cache, and allocate again.
 #[test]
 fn many_pools_on_one_thread() {
-    let pools: Vec<Pool> = (0..6).map(|_| Pool::new()).collect();
+    let pools: Vec<Pool> = (0..40).map(|_| Pool::new()).collect();
     for _ in 0..3 {
-        for pool in &pools {
-            let mut buf = pool.get(4096);
+        for i in (0..40).map(|i| (i * 17) % 40) {
+            let mut buf = pools[i].get(4096);
             buf[0] = 1;
         }
     }
