@@ -357,7 +357,12 @@ impl Pool {
             Some(addr) => unsafe { &*addr.cast::<Slot>() },
             None => {
                 let slot = s.slots.claim(
-                    |free| free.owner.compare_exchange(0, serial, Acquire, Relaxed).is_ok(),
+                    // Load first: a failed compare-exchange would still take
+                    // the owned slot's cache line from its owner.
+                    |free| {
+                        free.owner.load(Relaxed) == 0
+                            && free.owner.compare_exchange(0, serial, Acquire, Relaxed).is_ok()
+                    },
                     || Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(serial) },
                 );
                 if !local::register(self.id, ptr::from_ref(slot).cast()) {
