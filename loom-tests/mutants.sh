@@ -12,6 +12,7 @@ pairs=(
     "depot_push_stale_next exit_flush_races_refill"
     "depot_limit_check_then_add trim_and_limit_race_spill"
     "stats_gets_first stats_read_while_running"
+    "slots_publish_relaxed publish_walk_and_claim"
 )
 survivors=0
 for pair in "${pairs[@]}"; do

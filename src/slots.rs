@@ -23,9 +23,13 @@
 use std::ptr;
 
 use crate::sync::atomic::{
-    AtomicPtr,
+    AtomicPtr, Ordering,
     Ordering::{Acquire, Relaxed, Release},
 };
+
+/// Ordering of the exchange that publishes an entry: Release, weakened to
+/// Relaxed only in the loom mutant build that must fail (`loom-tests`).
+const PUBLISH: Ordering = if cfg!(magpool_mutant = "slots_publish_relaxed") { Relaxed } else { Release };
 
 /// See the module docs.
 pub(crate) struct Slots<T> {
@@ -63,7 +67,7 @@ impl<T> Slots<T> {
             // SAFETY: `entry` is ours until the exchange below publishes it.
             unsafe { (*entry).next = top };
             // Release: publishes the entry's value and `next` to walks.
-            match self.head.compare_exchange_weak(top, entry, Release, Relaxed) {
+            match self.head.compare_exchange_weak(top, entry, PUBLISH, Relaxed) {
                 Ok(_) => break,
                 Err(now) => top = now,
             }

@@ -20,6 +20,8 @@
 mod depot;
 #[path = "../../src/magazine.rs"]
 mod magazine;
+#[path = "../../src/slots.rs"]
+mod slots;
 #[path = "../../src/stack.rs"]
 mod stack;
 #[path = "../../src/stats.rs"]

@@ -3,6 +3,7 @@
 //! or freed), none twice, none lost.
 
 mod depot;
+mod slots;
 mod stats;
 mod thread_cache;
 
