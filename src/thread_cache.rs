@@ -340,11 +340,9 @@ impl<T: Send + 'static> ThreadCache<T> {
 }
 
 /// Puts `mag` back in the depot: full ones within the limit, otherwise its items
-/// are dropped and it is kept as an empty. Placeholders vanish.
+/// are dropped and it is kept as an empty. Placeholders vanish (the depot
+/// never stores one).
 fn give_back<T: Send + 'static>(class: usize, mag: Magazine<T>, depot: &Depot<T>, counters: &ClassCounters) {
-    if mag.capacity() == 0 {
-        return;
-    }
     let empty = if mag.is_empty() {
         mag
     } else {
@@ -385,11 +383,12 @@ impl<T: Send + 'static> Mags<T> {
             let full = depot.pop_full(class)?;
             counters.refills.bump_local(1);
             // Bonwick: the two empties become one; the other becomes the
-            // spare, or goes to the depot when there is one already.
+            // spare, or goes to the depot when there is one already (which
+            // drops it if it is only a placeholder).
             let emptied = mem::replace(&mut self.previous, mem::replace(&mut self.loaded, full));
             if spare.capacity() == 0 {
                 *spare = emptied;
-            } else if emptied.capacity() > 0 {
+            } else {
                 depot.push_empty(class, emptied);
             }
         } else {

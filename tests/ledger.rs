@@ -455,7 +455,7 @@ fn flush_epoch() {
 }
 
 /// Warms the process-wide lazies a pool's first use touches (the epoch
-/// collector, the thread-id free list, the thread machinery), so that what the
+/// collector, the registry of live pools, the thread machinery), so that what the
 /// ledger records afterwards is the pool's.
 fn warm_up_process() {
     std::thread::spawn(|| {
@@ -666,13 +666,11 @@ fn allocation_failure() {
 /// Dropping a pool on the thread that used it, while that thread lives on,
 /// gives back every byte allocated since the pool was made.
 ///
-/// Fails at the time of writing: the thread's exit hook (`local.rs`) keeps a
-/// `Weak<dyn ExitFlush>` to the pool's `Arc<Shared>`, and a `Weak` keeps the
-/// Arc's allocation (the `Shared` struct itself, about 700 bytes with the
-/// thread-local slot table inline) until the thread exits or registers with
-/// another pool, which prunes dead entries. Everything the pool owns through
-/// that struct is freed on drop (`drop_frees_every_block`), and the test
-/// passes when the pool's users have exited (`drop_frees_every_byte`).
+/// The thread's exit hook (`local.rs`) names the pool only by id, and the
+/// registry's `Weak` to it goes when the pool drops, so nothing keeps the
+/// pool's `Arc` allocation alive while the thread lives on. (Its record of
+/// the pool, an id and an address, stays until it prunes dropped pools; that
+/// is the thread's own small allocation, made before the ledger opens here.)
 #[test]
 fn drop_frees_every_byte_on_its_thread() {
     let _serial = serial();
