@@ -22,6 +22,11 @@ pub const MAX_MAGAZINE_CAPACITY: usize = 1 << 16;
 /// Default byte budget of one magazine: 1 MiB (see [`Builder::magazine_bytes`]).
 pub const DEFAULT_MAGAZINE_BYTES: usize = 1 << 20;
 
+/// How many times its byte budget a thread's magazines of a class may grow to
+/// while the thread both gets and releases that class (see
+/// [`Builder::magazine_bytes`]).
+pub const MAGAZINE_GROWTH: usize = 4;
+
 /// Configures a [`Pool`].
 ///
 /// ```
@@ -78,18 +83,24 @@ impl Builder {
 
     /// Byte budget of one magazine (default 1 MiB): a class of `size` bytes
     /// gets `magazine_bytes / size` buffers per magazine, at least 1 and at
-    /// most [`magazine_capacity`](Self::magazine_capacity). A thread then
-    /// caches at most about twice this per class (two magazines), except for
-    /// classes above it, which get one buffer per magazine.
+    /// most [`magazine_capacity`](Self::magazine_capacity).
     ///
-    /// A larger budget lets a thread whose use of the large classes swings
-    /// widely stay out of the depot longer: on the bench report's `mixed`
-    /// workload, 4 MiB cut the release p99.9 from about 160 to 80 ns. But
-    /// buffers handed from thread to thread then wait longer in magazines and
-    /// come back colder, and more memory is held: producer→consumer was
-    /// 15–40% slower, with twice the peak RSS. Measure your own workload
-    /// (`magpool-bench --magazine-bytes N`); the default favours cross-thread
-    /// flow.
+    /// A thread whose refills and spills of a class alternate (it gets and
+    /// releases that class in swings wider than its two magazines) doubles
+    /// its magazines of that class at each such turn, up to
+    /// [`MAGAZINE_GROWTH`] times this budget (and still at most
+    /// `magazine_capacity` buffers), until its swings fit and it stays out of
+    /// the depot. A thread that only gets or only releases a class, as in
+    /// producer→consumer flow, keeps the budget: there larger magazines would
+    /// only make buffers wait longer between release and reuse and come back
+    /// colder. A thread therefore caches at most two magazines per class, of
+    /// at most `MAGAZINE_GROWTH` times the budget each, or one buffer each
+    /// for classes above that.
+    ///
+    /// A larger budget gives the one-way threads larger magazines too: fewer
+    /// depot exchanges, but colder buffers and more memory held (at 4 MiB,
+    /// producer→consumer was 15–40% slower, with twice the peak RSS).
+    /// Measure your own workload (`magpool-bench --magazine-bytes N`).
     ///
     /// ```
     /// let pool = magpool::Pool::builder().magazine_bytes(4 << 20).build()?;
@@ -153,11 +164,13 @@ impl Builder {
         if self.magazine_bytes == 0 {
             return Err(Error::ZeroMagazineBytes);
         }
-        let caps =
-            self.classes.iter().map(|&size| (self.magazine_bytes / size).clamp(1, self.magazine_capacity)).collect();
+        let cap = |budget: usize| -> Vec<usize> {
+            self.classes.iter().map(|&size| (budget / size).clamp(1, self.magazine_capacity)).collect()
+        };
         Ok(Config {
             classes: SizeClasses::new(&self.classes),
-            caps,
+            caps: cap(self.magazine_bytes),
+            max_caps: cap(self.magazine_bytes.saturating_mul(MAGAZINE_GROWTH)),
             zero_on_release: self.zero_on_release,
             max_retained_bytes: self.max_retained_bytes,
         })
@@ -198,6 +211,9 @@ pub(crate) struct Config {
     pub(crate) classes: SizeClasses,
     /// Magazine capacity per class, each in `1..=magazine_capacity`.
     pub(crate) caps: Vec<usize>,
+    /// Most a thread grows its magazines of each class to (`thread_cache`'s
+    /// `Cold`): the capacity for [`MAGAZINE_GROWTH`] times the budget.
+    pub(crate) max_caps: Vec<usize>,
     pub(crate) zero_on_release: bool,
     pub(crate) max_retained_bytes: usize,
 }
@@ -215,6 +231,7 @@ mod tests {
         let c = Builder::default().validate().unwrap();
         assert_eq!(c.classes.sizes(), &DEFAULT_SIZE_CLASSES);
         assert_eq!(c.caps, [32, 32, 32, 32, 16, 4, 1, 1, 1]);
+        assert_eq!(c.max_caps, [32, 32, 32, 32, 32, 16, 4, 1, 1]);
         assert!(c.zero_on_release);
     }
 

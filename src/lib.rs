@@ -62,8 +62,10 @@
 //!   [`max_retained_bytes`](Builder::max_retained_bytes); each thread caches at
 //!   most two magazines per class, each within a byte budget
 //!   ([`magazine_bytes`](Builder::magazine_bytes), 1 MiB by default) so that
-//!   large classes cache few buffers. What is over the limit goes back to the
-//!   global allocator.
+//!   large classes cache few buffers; a thread that both gets and releases a
+//!   class in wide swings grows its magazines of that class up to
+//!   [`MAGAZINE_GROWTH`] times the budget. What is over the limit goes back to
+//!   the global allocator.
 //! - **Thread exit.** What an exiting thread caches goes to the depot. Gets and
 //!   releases during thread-local teardown still work, in any destructor
 //!   order, even as a pool's first use on the thread.
@@ -129,7 +131,7 @@ pub mod implementation;
 pub use buf::Buf;
 pub use builder::{
     Builder, DEFAULT_MAGAZINE_BYTES, DEFAULT_MAGAZINE_CAPACITY, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_SIZE_CLASSES,
-    MAX_MAGAZINE_CAPACITY,
+    MAGAZINE_GROWTH, MAX_MAGAZINE_CAPACITY,
 };
 pub use error::Error;
 pub use pool::Pool;

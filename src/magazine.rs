@@ -93,6 +93,16 @@ impl<T> Magazine<T> {
         Ok(())
     }
 
+    /// Makes room for `cap` items when it has less, keeping its items (the
+    /// owner grows its magazines; see `thread_cache`). One reallocation of
+    /// the slot array; never used on a placeholder, which stays one.
+    pub(crate) fn grow_to(&mut self, cap: usize) {
+        if self.capacity() > 0 && cap > self.capacity() {
+            self.items.reserve_exact(cap - self.items.len());
+            debug_assert_eq!(self.capacity(), cap);
+        }
+    }
+
     /// Removes and drops every item; returns how many there were.
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.items.len();
@@ -136,6 +146,19 @@ mod tests {
         assert_eq!(m.capacity(), 0);
         assert_eq!(m.push(1), Err(1));
         assert_eq!(m.pop(), None);
+    }
+
+    #[test]
+    fn grows_but_never_shrinks_and_placeholders_stay() {
+        let mut m = Magazine::with_capacity(2);
+        m.push(7).unwrap();
+        m.grow_to(8);
+        assert_eq!((m.capacity(), m.len(), m.pop()), (8, 1, Some(7)), "grows and keeps its items");
+        m.grow_to(4);
+        assert_eq!(m.capacity(), 8, "never shrinks");
+        let mut none = Magazine::<u8>::none();
+        none.grow_to(8);
+        assert_eq!(none.capacity(), 0, "a placeholder stays one");
     }
 
     #[test]

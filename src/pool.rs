@@ -4,7 +4,7 @@
 //! # Invariants
 //!
 //! - Class index `n = classes.len()` is the oversized pseudo-class: never
-//!   cached (`caps[n] == 0`), its blocks allocated exactly and freed on release.
+//!   cached (`caps[n] == (0, 0)`), its blocks allocated exactly and freed on release.
 //!   A zero-length request is class `n` too, with an empty block that is never
 //!   counted.
 //! - With `zero_on_release`, every block handed out is all zeroes: fresh
@@ -79,8 +79,9 @@ struct Shared {
     zero_on_release: bool,
     max_retained_bytes: usize,
     depot: Depot<Block>,
-    /// Magazine capacity per class, `n + 1` entries (0 for oversized).
-    caps: Box<[usize]>,
+    /// Base and maximum magazine capacity per class, `n + 1` entries
+    /// (`(0, 0)` for oversized).
+    caps: Box<[(usize, usize)]>,
     /// Every thread's slot; a slot's address never changes while the pool
     /// lives.
     slots: Slots<Slot>,
@@ -121,7 +122,7 @@ impl Pool {
 
     pub(crate) fn from_config(config: Config) -> Pool {
         let n = config.classes.len();
-        let caps: Box<[usize]> = config.caps.iter().copied().chain([0]).collect();
+        let caps: Box<[_]> = config.caps.iter().copied().zip(config.max_caps.iter().copied()).chain([(0, 0)]).collect();
         let item_bytes = config.classes.sizes().iter().copied().chain([0]);
         let shared = Arc::new(Shared {
             depot: Depot::new(item_bytes, config.max_retained_bytes),

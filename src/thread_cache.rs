@@ -7,18 +7,23 @@
 //! magazine is empty (get) or full (release), the slow path first swaps in
 //! the previous one, and only when that cannot help does it exchange a whole
 //! magazine with the depot. A thread flapping around a magazine boundary
-//! therefore never reaches the depot. Two departures from the paper: a spill
-//! ships the magazine just filled, not the older one (see `Mags::spill`),
-//! and the spare saves an exchange its trip for an empty magazine.
+//! therefore never reaches the depot. Three departures from the paper: a
+//! spill ships the magazine just filled, not the older one (see
+//! `Mags::spill`); the spare saves an exchange its trip for an empty
+//! magazine; and a thread's magazines of a class grow when its exchanges of
+//! that class turn (see [`Cold`]), where the paper grows every thread's
+//! magazines when the depot's lock is contended.
 //!
 //! # Invariants
 //!
 //! - Only the owner touches `mags`: one thread at a time, and each new owner's
 //!   first access happens after the previous owner's last (the caller
 //!   guarantees it; see the `# Safety` sections).
-//! - Every real magazine of class `c` has capacity `cap[c]`; a placeholder has
-//!   capacity 0. A class with `cap == 0` is never cached: its items are made
-//!   on every get and dropped on every release.
+//! - Every real magazine of class `c` has a capacity between the class's base
+//!   and its maximum (magazines pass between threads through the depot, so a
+//!   thread may hold one that another grew); a placeholder has capacity 0. A
+//!   class with base 0 is never cached: its items are made on every get and
+//!   dropped on every release.
 //! - Counters are written only by the owner (plain load/store) and read by
 //!   anyone.
 //!
@@ -46,8 +51,8 @@ pub(crate) struct ThreadCache<T> {
 /// `repr(C)` and aligned to 128 bytes (as crossbeam's `CachePadded` on
 /// x86_64, whose prefetcher pulls lines in pairs), so that the fields a get or
 /// release touches share the first 64-byte line: `mags` (the loaded magazine
-/// first), then the `gets` and `puts` counters. The spare and the other
-/// counters follow on the next line; the const assertion below checks it.
+/// first), then the `gets` and `puts` counters. The slow paths' state and the
+/// other counters follow on the next line; the const assertion below checks it.
 #[derive(Debug)]
 #[repr(C, align(128))]
 struct ClassCache<T> {
@@ -55,10 +60,55 @@ struct ClassCache<T> {
     mags: UnsafeCell<Mags<T>>,
     /// Owner-written, readable by all.
     counters: ClassCounters,
-    /// Owner-only: always empty (see [`Mags`]).
-    spare: UnsafeCell<Magazine<T>>,
-    /// Capacity of every real magazine of this class; 0 = never cached.
+    /// Owner-only: the slow paths' state.
+    cold: UnsafeCell<Cold<T>>,
+    /// The class's base magazine capacity; 0 = never cached.
     cap: usize,
+    /// Most a magazine of this class grows to (`>= cap`).
+    max_cap: usize,
+}
+
+/// What the owner's slow paths keep for one class, off the hot line.
+///
+/// # Growth
+///
+/// A thread whose exchanges of a class change direction (a refill after a
+/// spill, or a spill after a refill) both gets and releases that class in
+/// swings wider than its two magazines: each turn doubles `cap`, up to the
+/// class's maximum, and each slow path grows the two magazines it leaves
+/// loaded to it. So the band of items it holds widens until its swings fit
+/// and it stays out of the depot. A thread that only gets or only releases
+/// a class (a producer or consumer in a cross-thread flow) never turns and
+/// keeps the base: a bigger magazine would only make its buffers wait longer
+/// between release and reuse, and come back colder. `cap` never shrinks.
+#[derive(Debug)]
+struct Cold<T> {
+    /// Always empty (or a placeholder): see [`Mags`].
+    spare: Magazine<T>,
+    /// Capacity this thread gives the magazines it fills: between the base
+    /// and the maximum.
+    cap: usize,
+    /// Direction of this thread's last exchange with the depot, if any.
+    last: Option<Exchange>,
+}
+
+/// An exchange with the depot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exchange {
+    /// A full magazine taken.
+    Refill,
+    /// A full magazine given.
+    Spill,
+}
+
+impl<T> Cold<T> {
+    /// Notes an exchange; a turn doubles `cap`, up to `max`.
+    fn exchanged(&mut self, now: Exchange, max: usize) {
+        if self.last.is_some_and(|last| last != now) {
+            self.cap = self.cap.saturating_mul(2).min(max);
+        }
+        self.last = Some(now);
+    }
 }
 
 // The hot fields in one line (loom's cells are larger; its models don't care).
@@ -166,16 +216,18 @@ struct Mags<T> {
 unsafe impl<T: Send> Sync for ThreadCache<T> {}
 
 impl<T: Send + 'static> ThreadCache<T> {
-    /// A cache with no magazines yet, for classes with the given magazine
-    /// capacities. Allocates only the per-class table; magazines come on demand.
-    pub(crate) fn new(caps: impl IntoIterator<Item = usize>) -> Self {
+    /// A cache with no magazines yet, for classes with the given base and
+    /// maximum magazine capacities. Allocates only the per-class table;
+    /// magazines come on demand.
+    pub(crate) fn new(caps: impl IntoIterator<Item = (usize, usize)>) -> Self {
         let classes = caps
             .into_iter()
-            .map(|cap| ClassCache {
+            .map(|(cap, max_cap)| ClassCache {
                 mags: UnsafeCell::new(Mags::none()),
                 counters: ClassCounters::default(),
-                spare: UnsafeCell::new(Magazine::none()),
+                cold: UnsafeCell::new(Cold { spare: Magazine::none(), cap, last: None }),
                 cap,
+                max_cap: max_cap.max(cap),
             })
             .collect();
         ThreadCache { classes }
@@ -186,21 +238,21 @@ impl<T: Send + 'static> ThreadCache<T> {
         &self.classes[class].counters
     }
 
-    /// Runs `f` on the magazines of `class` and its spare.
+    /// Runs `f` on the magazines of `class` and its slow paths' state.
     ///
     /// # Safety
     ///
     /// The caller is this cache's owner (module invariants).
     #[inline(always)]
-    unsafe fn with_mags<R>(&self, class: usize, f: impl FnOnce(&mut Mags<T>, &mut Magazine<T>) -> R) -> R {
+    unsafe fn with_mags<R>(&self, class: usize, f: impl FnOnce(&mut Mags<T>, &mut Cold<T>) -> R) -> R {
         let c = &self.classes[class];
         // `f` runs no user code, so it cannot re-enter: the depot's pins
         // collect on magpool's own epoch collector, whose deferred functions
         // only return nodes to their shells (`sync::epoch`).
         // SAFETY: the owner is the only thread that reaches `mags` and
-        // `spare`, and it does not re-enter this function from `f`: the
+        // `cold`, and it does not re-enter this function from `f`: the
         // accesses are exclusive.
-        c.mags.with_mut(|m| c.spare.with_mut(|spare| f(unsafe { &mut *m }, unsafe { &mut *spare })))
+        c.mags.with_mut(|m| c.cold.with_mut(|cold| f(unsafe { &mut *m }, unsafe { &mut *cold })))
     }
 
     /// The owner's shortcut to this cache's per-class table (see [`Hot`]).
@@ -258,7 +310,7 @@ impl<T: Send + 'static> ThreadCache<T> {
         let cached = match c.cap {
             0 => None,
             // SAFETY: forwarded from the caller.
-            _ => unsafe { self.with_mags(class, |m, spare| m.refill(spare, class, depot, &c.counters)) },
+            _ => unsafe { self.with_mags(class, |m, cold| m.refill(cold, class, depot, c)) },
         };
         let item = match cached {
             Some(item) => item,
@@ -289,7 +341,7 @@ impl<T: Send + 'static> ThreadCache<T> {
             c.counters.discarded.bump_local(1);
         } else {
             // SAFETY: forwarded from the caller.
-            unsafe { self.with_mags(class, |m, spare| m.spill(spare, class, item, c.cap, depot, &c.counters)) };
+            unsafe { self.with_mags(class, |m, cold| m.spill(cold, class, item, depot, c)) };
         }
         c.counters.puts.bump_local(1);
     }
@@ -305,7 +357,9 @@ impl<T: Send + 'static> ThreadCache<T> {
         for (class, c) in self.classes.iter().enumerate() {
             // SAFETY: forwarded from the caller.
             let (Mags { loaded, previous }, spare) = unsafe {
-                self.with_mags(class, |m, spare| (mem::replace(m, Mags::none()), mem::replace(spare, Magazine::none())))
+                self.with_mags(class, |m, cold| {
+                    (mem::replace(m, Mags::none()), mem::replace(&mut cold.spare, Magazine::none()))
+                })
             };
             for mag in [loaded, previous, spare] {
                 give_back(class, mag, depot, &c.counters);
@@ -367,13 +421,7 @@ impl<T: Send + 'static> Mags<T> {
     }
 
     /// `loaded` is empty. Returns an item from `previous` or a depot magazine.
-    fn refill(
-        &mut self,
-        spare: &mut Magazine<T>,
-        class: usize,
-        depot: &Depot<T>,
-        counters: &ClassCounters,
-    ) -> Option<T> {
+    fn refill(&mut self, cold: &mut Cold<T>, class: usize, depot: &Depot<T>, c: &ClassCache<T>) -> Option<T> {
         debug_assert!(self.loaded.is_empty());
         if self.previous.is_empty() {
             // One pin for the whole exchange: the stack operations inside
@@ -381,20 +429,22 @@ impl<T: Send + 'static> Mags<T> {
             // touches no shared state and needs none.)
             let _pinned = depot.pin();
             let full = depot.pop_full(class)?;
-            counters.refills.bump_local(1);
+            c.counters.refills.bump_local(1);
+            cold.exchanged(Exchange::Refill, c.max_cap);
             // Bonwick: the two empties become one; the other becomes the
             // spare, or goes to the depot when there is one already (which
             // drops it if it is only a placeholder).
             let emptied = mem::replace(&mut self.previous, mem::replace(&mut self.loaded, full));
-            if spare.capacity() == 0 {
-                *spare = emptied;
+            if cold.spare.capacity() == 0 {
+                cold.spare = emptied;
             } else {
                 depot.push_empty(class, emptied);
             }
         } else {
             mem::swap(&mut self.loaded, &mut self.previous);
         }
-        self.assert_valid(spare);
+        self.grow_to(cold.cap);
+        self.assert_valid(&cold.spare);
         self.loaded.pop()
     }
 
@@ -405,15 +455,7 @@ impl<T: Send + 'static> Mags<T> {
     /// likeliest still in cache, and whoever refills from the depot zeroes
     /// them on hand-out. In producer→consumer flow that is the producer: the
     /// warmer buffers made the bench's 2→2 8–18% faster (IMPLEMENTATION.md).
-    fn spill(
-        &mut self,
-        spare: &mut Magazine<T>,
-        class: usize,
-        item: T,
-        cap: usize,
-        depot: &Depot<T>,
-        counters: &ClassCounters,
-    ) {
+    fn spill(&mut self, cold: &mut Cold<T>, class: usize, item: T, depot: &Depot<T>, c: &ClassCache<T>) {
         debug_assert!(self.loaded.is_full());
         if self.previous.is_empty() && self.previous.capacity() > 0 {
             mem::swap(&mut self.loaded, &mut self.previous);
@@ -421,28 +463,38 @@ impl<T: Send + 'static> Mags<T> {
             // No second magazine yet: keep the full one as `previous`, so that
             // a thread flapping at the boundary stays out of the depot.
             let _pinned = depot.pin(); // as in `refill`
-            let fresh = take_empty(spare, class, cap, depot);
+            let fresh = take_empty(cold, class, depot);
             self.previous = mem::replace(&mut self.loaded, fresh);
         } else {
             let _pinned = depot.pin();
             let full = mem::replace(&mut self.loaded, Magazine::none());
             self.loaded = match depot.push_full(class, full) {
                 Ok(()) => {
-                    counters.spills.bump_local(1);
-                    take_empty(spare, class, cap, depot)
+                    c.counters.spills.bump_local(1);
+                    cold.exchanged(Exchange::Spill, c.max_cap);
+                    take_empty(cold, class, depot)
                 }
                 // Over the retention limit: keep the warm magazine, free the
                 // older one's items, and fill that one next.
                 Err(full) => {
                     let mut spent = mem::replace(&mut self.previous, full);
-                    counters.discarded.bump_local(spent.clear() as u64);
+                    c.counters.discarded.bump_local(spent.clear() as u64);
                     spent
                 }
             };
         }
-        self.assert_valid(spare);
+        self.grow_to(cold.cap);
+        self.assert_valid(&cold.spare);
         let pushed = self.loaded.push(item);
         debug_assert!(pushed.is_ok(), "a fresh or swapped-in magazine has room");
+    }
+
+    /// Grows both magazines to `cap` (see [`Cold`]): a no-op once they are
+    /// that big, so each magazine this thread holds is grown at most once per
+    /// doubling, whichever thread made it.
+    fn grow_to(&mut self, cap: usize) {
+        self.loaded.grow_to(cap);
+        self.previous.grow_to(cap);
     }
 
     fn assert_valid(&self, spare: &Magazine<T>) {
@@ -454,11 +506,11 @@ impl<T: Send + 'static> Mags<T> {
 }
 
 /// The spare if there is one, else an empty from the depot, else a new one.
-fn take_empty<T: Send + 'static>(spare: &mut Magazine<T>, class: usize, cap: usize, depot: &Depot<T>) -> Magazine<T> {
-    if spare.capacity() > 0 {
-        mem::replace(spare, Magazine::none())
+fn take_empty<T: Send + 'static>(cold: &mut Cold<T>, class: usize, depot: &Depot<T>) -> Magazine<T> {
+    if cold.spare.capacity() > 0 {
+        mem::replace(&mut cold.spare, Magazine::none())
     } else {
-        depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cap))
+        depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cold.cap))
     }
 }
 
@@ -477,7 +529,7 @@ mod tests {
     #[test]
     fn hysteresis_keeps_the_depot_out() {
         let depot = Depot::new([4], usize::MAX);
-        let cache = ThreadCache::new([2]);
+        let cache = ThreadCache::new([(2, 2)]);
         // SAFETY: this test thread is the only owner.
         unsafe {
             for i in 0..4 {
@@ -502,11 +554,62 @@ mod tests {
         assert_eq!(depot.magazines(0), (0, 0));
     }
 
+    /// A release, through the slow path when the loaded magazine is full.
+    fn put(cache: &ThreadCache<u32>, depot: &Depot<u32>, item: u32) {
+        // SAFETY: the tests use each cache from one thread only.
+        unsafe {
+            if let Err(x) = cache.push_local(0, item) {
+                cache.push_slow(0, x, depot);
+            }
+        }
+    }
+
+    /// A get, through the slow path when the loaded magazine is empty; makes
+    /// a 0 when nothing is cached.
+    fn get(cache: &ThreadCache<u32>, depot: &Depot<u32>) -> u32 {
+        // SAFETY: as in `put`.
+        unsafe { cache.pop_local(0).unwrap_or_else(|| cache.pop_slow(0, depot, || Ok::<u32, ()>(0)).unwrap()) }
+    }
+
+    #[test]
+    fn turning_exchanges_grow_the_magazines_one_way_flow_does_not() {
+        // Base 2 items per magazine, grown up to 8.
+        let depot = Depot::new([4], usize::MAX);
+        let swinger = ThreadCache::new([(2, 8)]);
+        let exchanges = |c: &ThreadCache<u32>| {
+            let r = reading(c, 0);
+            r.refills + r.spills
+        };
+        let mut per_swing = Vec::new();
+        for _ in 0..6 {
+            let before = exchanges(&swinger);
+            // Release 12, then get 12: wider than two magazines of 2 can hold.
+            (0..12).for_each(|i| put(&swinger, &depot, i));
+            (0..12).for_each(|_| {
+                get(&swinger, &depot);
+            });
+            per_swing.push(exchanges(&swinger) - before);
+        }
+        assert!(per_swing[0] > 0, "{per_swing:?}");
+        assert_eq!(per_swing[4..], [0, 0], "two magazines of 8 hold the swing: {per_swing:?}");
+
+        // A consumer only releases, a producer only gets: neither turns, so
+        // every magazine between them keeps 2 items and the producer refills
+        // once per 2 gets.
+        let depot = Depot::new([4], usize::MAX);
+        let (consumer, producer) = (ThreadCache::new([(2, 8)]), ThreadCache::new([(2, 8)]));
+        (0..100).for_each(|i| put(&consumer, &depot, i));
+        (0..90).for_each(|_| {
+            get(&producer, &depot);
+        });
+        assert_eq!((reading(&producer, 0).refills, reading(&producer, 0).allocations), (45, 0));
+    }
+
     #[test]
     fn spill_refill_and_flush() {
         let depot = Depot::new([4], usize::MAX);
-        let a = ThreadCache::new([2]);
-        let b = ThreadCache::new([2]);
+        let a = ThreadCache::new([(2, 2)]);
+        let b = ThreadCache::new([(2, 2)]);
         // SAFETY: each cache is used by this thread alone.
         unsafe {
             for i in 0..7 {
@@ -531,7 +634,7 @@ mod tests {
     #[test]
     fn a_refill_keeps_its_empty_for_the_next_spill() {
         let depot = Depot::new([4], usize::MAX);
-        let cache = ThreadCache::new([2]);
+        let cache = ThreadCache::new([(2, 2)]);
         let push = |i| {
             // SAFETY: this test thread is the only owner.
             unsafe {
@@ -560,7 +663,7 @@ mod tests {
     #[test]
     fn over_the_limit_the_older_magazine_goes() {
         let depot = Depot::new([4], 0); // the depot keeps nothing
-        let cache = ThreadCache::new([2]);
+        let cache = ThreadCache::new([(2, 2)]);
         // SAFETY: single owner.
         let popped: Vec<u32> = unsafe {
             for i in 0..5 {
@@ -578,7 +681,7 @@ mod tests {
     #[test]
     fn limit_discards_and_uncached_classes() {
         let depot = Depot::new([4, 0], 0); // the depot keeps nothing
-        let cache = ThreadCache::new([1, 0]);
+        let cache = ThreadCache::new([(1, 1), (0, 0)]);
         // SAFETY: single owner.
         unsafe {
             for i in 0..5 {

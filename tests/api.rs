@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use magpool::{Buf, Builder, Error, Pool, DEFAULT_SIZE_CLASSES, MAX_CLASSES, MAX_MAGAZINE_CAPACITY};
+use magpool::{Buf, Builder, Error, Pool, DEFAULT_SIZE_CLASSES, MAGAZINE_GROWTH, MAX_CLASSES, MAX_MAGAZINE_CAPACITY};
 
 const LARGEST: usize = DEFAULT_SIZE_CLASSES[DEFAULT_SIZE_CLASSES.len() - 1];
 
@@ -265,6 +265,33 @@ fn magazine_bytes_sets_buffers_per_magazine() {
     assert_eq!(spills(Builder::new().magazine_bytes(4 << 20)), 0, "4 MiB: four per magazine, two magazines");
     assert_eq!(spills(Builder::new().magazine_bytes(4 << 20).magazine_capacity(2)), 2, "capped at two");
     assert_eq!(spills(Builder::new().magazine_bytes(1)), 6, "a budget below the class: still one");
+}
+
+/// A thread that gets and releases a class in swings wider than its two
+/// magazines grows them, to `MAGAZINE_GROWTH` times the byte budget and no
+/// further: with 1 MiB buffers and the 1 MiB budget, from one buffer per
+/// magazine to four. Counted as depot exchanges (refills and spills) per
+/// swing of holding `width` buffers and then dropping them all.
+#[test]
+fn swings_grow_magazines_to_the_limit() {
+    assert_eq!(MAGAZINE_GROWTH, 4, "the widths below assume it");
+    let exchanges_per_swing = |width: usize| -> Vec<u64> {
+        let pool = Pool::builder().size_classes([1 << 20]).build().unwrap();
+        let mut before = 0;
+        (0..8)
+            .map(|_| {
+                let held: Vec<_> = (0..width).map(|_| pool.with_capacity(1 << 20)).collect();
+                drop(held);
+                let c = &pool.stats().classes[0];
+                let n = c.refills + c.spills;
+                n - std::mem::replace(&mut before, n)
+            })
+            .collect()
+    };
+    let fits = exchanges_per_swing(8);
+    assert!(fits[1] > 0 && fits[4..] == [0; 4], "two magazines of four hold a swing of 8: {fits:?}");
+    let wider = exchanges_per_swing(10);
+    assert!(wider[4..].iter().all(|&n| n > 0), "no magazine grows past four: {wider:?}");
 }
 
 /// Builds with `b` and returns the error's message, checking it is `expected`.

@@ -116,7 +116,7 @@ pub(crate) fn assert_exactly_once(mut ids: Vec<u32>, n: u32) {
 /// so that a model's threads start with no allocation and no depot traffic.
 pub(crate) fn warm_cache(depot: &Depot<Item>) -> ThreadCache<Item> {
     const WARM: u32 = 1000;
-    let cache = ThreadCache::new([1]);
+    let cache = ThreadCache::new([(1, 1)]);
     // SAFETY: the calling thread owns `cache`.
     unsafe {
         release(&cache, depot, Item::new(WARM));
@@ -133,7 +133,7 @@ pub(crate) fn warm_cache(depot: &Depot<Item>) -> ThreadCache<Item> {
 /// A cache whose two one-item magazines are both full, holding `a` (previous)
 /// and `b` (loaded): its next release spills a magazine to the depot.
 pub(crate) fn full_cache(depot: &Depot<Item>, a: u32, b: u32) -> ThreadCache<Item> {
-    let cache = ThreadCache::new([1]);
+    let cache = ThreadCache::new([(1, 1)]);
     // SAFETY: the calling thread owns `cache`.
     unsafe {
         release(&cache, depot, Item::new(a));
