@@ -1,10 +1,11 @@
-//! [`Magazine`]: a fixed-capacity stack of items, the unit a thread cache
+//! [`Magazine`]: a bounded stack of items, the unit a thread cache
 //! exchanges with the depot (Bonwick & Adams 2001, §3).
 //!
 //! # Invariants
 //!
 //! - `items.len() <= items.capacity()`, and the capacity is the magazine's:
-//!   `push` refuses an item at `len == capacity`, so the `Vec` never grows.
+//!   `push` refuses an item at `len == capacity`, so the `Vec` never grows
+//!   on its own; only its owner's explicit `grow_to` enlarges it.
 //!   Using the `Vec`'s own capacity, not a copy of it, lets the compiler see
 //!   that `Vec::push` cannot reach its growth path: a release's fast path is
 //!   then a leaf function with no stack frame (seen with `objdump -d` of an

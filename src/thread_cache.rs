@@ -348,7 +348,9 @@ impl<T: Send + 'static> ThreadCache<T> {
 
     /// Gives every magazine to the depot (full ones to `full`, within the
     /// retention limit, the rest as empties) and leaves placeholders, so the
-    /// next access takes the slow path. Used at thread exit.
+    /// next access takes the slow path. Used at thread exit: the growth state
+    /// goes back to the base too, since the next thread to own this cache may
+    /// play another part (a consumer after a producer is no turn).
     ///
     /// # Safety
     ///
@@ -358,7 +360,8 @@ impl<T: Send + 'static> ThreadCache<T> {
             // SAFETY: forwarded from the caller.
             let (Mags { loaded, previous }, spare) = unsafe {
                 self.with_mags(class, |m, cold| {
-                    (mem::replace(m, Mags::none()), mem::replace(&mut cold.spare, Magazine::none()))
+                    let fresh = Cold { spare: Magazine::none(), cap: c.cap, last: None };
+                    (mem::replace(m, Mags::none()), mem::replace(cold, fresh).spare)
                 })
             };
             for mag in [loaded, previous, spare] {
@@ -603,6 +606,20 @@ mod tests {
             get(&producer, &depot);
         });
         assert_eq!((reading(&producer, 0).refills, reading(&producer, 0).allocations), (45, 0));
+
+        // A cache passes to a new thread at a flush (thread exit) and starts
+        // over: one thread's spills and the next one's refills are no turn.
+        let depot = Depot::new([4], usize::MAX);
+        let cache = ThreadCache::new([(2, 8)]);
+        (0..20).for_each(|i| put(&cache, &depot, i));
+        // SAFETY: this test thread is the only owner.
+        unsafe { cache.flush(&depot) };
+        (0..16).for_each(|_| {
+            get(&cache, &depot);
+        });
+        assert_eq!(reading(&cache, 0).refills, 8);
+        // SAFETY: as above.
+        assert_eq!(unsafe { cache.with_mags(0, |m, cold| (cold.cap, m.loaded.capacity())) }, (2, 2));
     }
 
     #[test]
