@@ -96,10 +96,20 @@ impl<T> Magazine<T> {
 
     /// Makes room for `cap` items when it has less, keeping its items (the
     /// owner grows its magazines; see `thread_cache`). One reallocation of
-    /// the slot array; never used on a placeholder, which stays one.
+    /// the slot array; a no-op on a placeholder, which stays one.
     pub(crate) fn grow_to(&mut self, cap: usize) {
         if self.capacity() > 0 && cap > self.capacity() {
             self.items.reserve_exact(cap - self.items.len());
+            debug_assert_eq!(self.capacity(), cap);
+        }
+    }
+
+    /// Cuts an empty magazine with room for more than `cap` items down to
+    /// `cap`, which must be at least one. One reallocation; a no-op on a
+    /// placeholder, on a magazine that holds items, or when it is not larger.
+    pub(crate) fn shrink_to(&mut self, cap: usize) {
+        if self.is_empty() && cap > 0 && cap < self.capacity() {
+            self.items.shrink_to(cap);
             debug_assert_eq!(self.capacity(), cap);
         }
     }
@@ -150,15 +160,21 @@ mod tests {
     }
 
     #[test]
-    fn grows_but_never_shrinks_and_placeholders_stay() {
+    fn grows_and_shrinks_only_when_asked_and_safe() {
         let mut m = Magazine::with_capacity(2);
         m.push(7).unwrap();
         m.grow_to(8);
         assert_eq!((m.capacity(), m.len(), m.pop()), (8, 1, Some(7)), "grows and keeps its items");
         m.grow_to(4);
         assert_eq!(m.capacity(), 8, "never shrinks");
+        m.shrink_to(3);
+        assert_eq!(m.capacity(), 3, "an empty one shrinks");
+        m.push(1).unwrap();
+        m.shrink_to(1);
+        assert_eq!(m.capacity(), 3, "one with items does not");
         let mut none = Magazine::<u8>::none();
         none.grow_to(8);
+        none.shrink_to(1);
         assert_eq!(none.capacity(), 0, "a placeholder stays one");
     }
 

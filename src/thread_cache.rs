@@ -80,17 +80,29 @@ struct ClassCache<T> {
 /// and it stays out of the depot. A thread that only gets or only releases
 /// a class (a producer or consumer in a cross-thread flow) never turns and
 /// keeps the base: a bigger magazine would only make its buffers wait longer
-/// between release and reuse, and come back colder. `cap` never shrinks.
+/// between release and reuse, and come back colder. Two rules keep it there:
+/// an empty magazine it takes to fill is fitted to its `cap` (magazines
+/// grown elsewhere come back through the depot), and [`DECAY_RUN`]
+/// exchanges in a row in one direction halve `cap` (down to the base), for
+/// a thread that swung once and now flows one way.
 #[derive(Debug)]
 struct Cold<T> {
     /// Always empty (or a placeholder): see [`Mags`].
     spare: Magazine<T>,
-    /// Capacity this thread gives the magazines it fills: between the base
-    /// and the maximum.
+    /// The capacity this thread fills magazines to: the magazines its slow
+    /// paths leave loaded are grown to it, and the empties it takes are
+    /// fitted to it. Between the base and the maximum.
     cap: usize,
     /// Direction of this thread's last exchange with the depot, if any.
     last: Option<Exchange>,
+    /// Exchanges in a row in the direction of `last`.
+    run: u32,
 }
+
+/// Exchanges in a row in one direction that halve a grown capacity (see
+/// [`Cold`]). A thread whose swings fit its grown magazines makes none at
+/// all; one whose swings are wider turns every few exchanges.
+const DECAY_RUN: u32 = 8;
 
 /// An exchange with the depot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,10 +114,22 @@ enum Exchange {
 }
 
 impl<T> Cold<T> {
-    /// Notes an exchange; a turn doubles `cap`, up to `max`.
-    fn exchanged(&mut self, now: Exchange, max: usize) {
+    /// State for a thread that has not exchanged yet.
+    fn new(base: usize) -> Self {
+        Cold { spare: Magazine::none(), cap: base, last: None, run: 0 }
+    }
+
+    /// Notes an exchange: a turn doubles `cap`, up to `max`; [`DECAY_RUN`]
+    /// in a row one way halve it, down to `base`.
+    fn exchanged(&mut self, now: Exchange, base: usize, max: usize) {
         if self.last.is_some_and(|last| last != now) {
             self.cap = self.cap.saturating_mul(2).min(max);
+            self.run = 0;
+        }
+        self.run += 1;
+        if self.run == DECAY_RUN {
+            self.cap = (self.cap / 2).max(base);
+            self.run = 0;
         }
         self.last = Some(now);
     }
@@ -225,7 +249,7 @@ impl<T: Send + 'static> ThreadCache<T> {
             .map(|(cap, max_cap)| ClassCache {
                 mags: UnsafeCell::new(Mags::none()),
                 counters: ClassCounters::default(),
-                cold: UnsafeCell::new(Cold { spare: Magazine::none(), cap, last: None }),
+                cold: UnsafeCell::new(Cold::new(cap)),
                 cap,
                 max_cap: max_cap.max(cap),
             })
@@ -246,9 +270,11 @@ impl<T: Send + 'static> ThreadCache<T> {
     #[inline(always)]
     unsafe fn with_mags<R>(&self, class: usize, f: impl FnOnce(&mut Mags<T>, &mut Cold<T>) -> R) -> R {
         let c = &self.classes[class];
-        // `f` runs no user code, so it cannot re-enter: the depot's pins
-        // collect on magpool's own epoch collector, whose deferred functions
-        // only return nodes to their shells (`sync::epoch`).
+        // `f` does not call back into magpool, so it cannot re-enter: it
+        // calls the global allocator and drops items (blocks, which free
+        // their memory), and the depot's pins collect on magpool's own epoch
+        // collector, whose deferred functions only return nodes to their
+        // shells (`sync::epoch`).
         // SAFETY: the owner is the only thread that reaches `mags` and
         // `cold`, and it does not re-enter this function from `f`: the
         // accesses are exclusive.
@@ -360,7 +386,7 @@ impl<T: Send + 'static> ThreadCache<T> {
             // SAFETY: forwarded from the caller.
             let (Mags { loaded, previous }, spare) = unsafe {
                 self.with_mags(class, |m, cold| {
-                    let fresh = Cold { spare: Magazine::none(), cap: c.cap, last: None };
+                    let fresh = Cold::new(c.cap);
                     (mem::replace(m, Mags::none()), mem::replace(cold, fresh).spare)
                 })
             };
@@ -433,7 +459,7 @@ impl<T: Send + 'static> Mags<T> {
             let _pinned = depot.pin();
             let full = depot.pop_full(class)?;
             c.counters.refills.bump_local(1);
-            cold.exchanged(Exchange::Refill, c.max_cap);
+            cold.exchanged(Exchange::Refill, c.cap, c.max_cap);
             // Bonwick: the two empties become one; the other becomes the
             // spare, or goes to the depot when there is one already (which
             // drops it if it is only a placeholder).
@@ -474,7 +500,7 @@ impl<T: Send + 'static> Mags<T> {
             self.loaded = match depot.push_full(class, full) {
                 Ok(()) => {
                     c.counters.spills.bump_local(1);
-                    cold.exchanged(Exchange::Spill, c.max_cap);
+                    cold.exchanged(Exchange::Spill, c.cap, c.max_cap);
                     take_empty(cold, class, depot)
                 }
                 // Over the retention limit: keep the warm magazine, free the
@@ -508,13 +534,17 @@ impl<T: Send + 'static> Mags<T> {
     }
 }
 
-/// The spare if there is one, else an empty from the depot, else a new one.
+/// The spare if there is one, else an empty from the depot, else a new one;
+/// never larger than the thread's capacity (see [`Cold`]), which the caller
+/// then grows it to.
 fn take_empty<T: Send + 'static>(cold: &mut Cold<T>, class: usize, depot: &Depot<T>) -> Magazine<T> {
-    if cold.spare.capacity() > 0 {
+    let mut mag = if cold.spare.capacity() > 0 {
         mem::replace(&mut cold.spare, Magazine::none())
     } else {
         depot.pop_empty(class).unwrap_or_else(|| Magazine::with_capacity(cold.cap))
-    }
+    };
+    mag.shrink_to(cold.cap);
+    mag
 }
 
 #[cfg(all(test, not(loom)))]
@@ -574,41 +604,73 @@ mod tests {
         unsafe { cache.pop_local(0).unwrap_or_else(|| cache.pop_slow(0, depot, || Ok::<u32, ()>(0)).unwrap()) }
     }
 
-    #[test]
-    fn turning_exchanges_grow_the_magazines_one_way_flow_does_not() {
-        // Base 2 items per magazine, grown up to 8.
-        let depot = Depot::new([4], usize::MAX);
-        let swinger = ThreadCache::new([(2, 8)]);
-        let exchanges = |c: &ThreadCache<u32>| {
-            let r = reading(c, 0);
+    /// (the thread's capacity, loaded's, previous's) for class 0.
+    fn caps(cache: &ThreadCache<u32>) -> (usize, usize, usize) {
+        // SAFETY: as in `put`.
+        unsafe { cache.with_mags(0, |m, cold| (cold.cap, m.loaded.capacity(), m.previous.capacity())) }
+    }
+
+    /// Six swings of `width` releases then `width` gets; returns the depot
+    /// exchanges of each.
+    fn swing(cache: &ThreadCache<u32>, depot: &Depot<u32>, width: u32) -> Vec<u64> {
+        let exchanges = || {
+            let r = reading(cache, 0);
             r.refills + r.spills
         };
-        let mut per_swing = Vec::new();
-        for _ in 0..6 {
-            let before = exchanges(&swinger);
-            // Release 12, then get 12: wider than two magazines of 2 can hold.
-            (0..12).for_each(|i| put(&swinger, &depot, i));
-            (0..12).for_each(|_| {
-                get(&swinger, &depot);
-            });
-            per_swing.push(exchanges(&swinger) - before);
-        }
-        assert!(per_swing[0] > 0, "{per_swing:?}");
-        assert_eq!(per_swing[4..], [0, 0], "two magazines of 8 hold the swing: {per_swing:?}");
+        (0..6)
+            .map(|_| {
+                let before = exchanges();
+                (0..width).for_each(|i| put(cache, depot, i));
+                (0..width).for_each(|_| {
+                    get(cache, depot);
+                });
+                exchanges() - before
+            })
+            .collect()
+    }
 
-        // A consumer only releases, a producer only gets: neither turns, so
-        // every magazine between them keeps 2 items and the producer refills
-        // once per 2 gets.
+    #[test]
+    fn turning_exchanges_grow_the_magazines_to_the_maximum() {
+        // Base 2 items per magazine, grown up to 8; swings of 12 are wider
+        // than two magazines of 2 hold, and fit in two of 8.
         let depot = Depot::new([4], usize::MAX);
+        let swinger = ThreadCache::new([(2, 8)]);
+        let per_swing = swing(&swinger, &depot, 12);
+        assert!(per_swing[0] > 0 && per_swing[3..] == [0, 0, 0], "{per_swing:?}");
+        assert_eq!(caps(&swinger), (8, 8, 8));
+        // Swings of 40 never fit: still no magazine past the maximum.
+        let per_swing = swing(&swinger, &depot, 40);
+        assert!(per_swing.iter().all(|&n| n > 0), "{per_swing:?}");
+        assert_eq!(caps(&swinger), (8, 8, 8));
+    }
+
+    #[test]
+    fn one_way_flow_keeps_the_base_even_beside_grown_magazines() {
+        // A swinger grows its magazines and leaves them in the depot (at
+        // exit); then a consumer only releases and a producer only gets.
+        let depot = Depot::new([4], usize::MAX);
+        let swinger = ThreadCache::new([(2, 8)]);
+        swing(&swinger, &depot, 12);
+        // SAFETY: this test thread is the only owner.
+        unsafe { swinger.flush(&depot) };
+        assert!(depot.magazines(0).1 > 0, "its empties wait in the depot");
         let (consumer, producer) = (ThreadCache::new([(2, 8)]), ThreadCache::new([(2, 8)]));
         (0..100).for_each(|i| put(&consumer, &depot, i));
         (0..90).for_each(|_| {
             get(&producer, &depot);
         });
+        // Neither turned, and the consumer filled every magazine to 2 (the
+        // grown empties it took were cut down first): the producer refilled
+        // once per 2 gets.
+        assert_eq!(caps(&consumer), (2, 2, 2));
+        assert_eq!(caps(&producer).0, 2);
         assert_eq!((reading(&producer, 0).refills, reading(&producer, 0).allocations), (45, 0));
+    }
 
-        // A cache passes to a new thread at a flush (thread exit) and starts
-        // over: one thread's spills and the next one's refills are no turn.
+    #[test]
+    fn a_flushed_cache_starts_over() {
+        // A cache passes to a new thread at a flush (thread exit): one
+        // thread's spills and the next one's refills are no turn.
         let depot = Depot::new([4], usize::MAX);
         let cache = ThreadCache::new([(2, 8)]);
         (0..20).for_each(|i| put(&cache, &depot, i));
@@ -618,8 +680,34 @@ mod tests {
             get(&cache, &depot);
         });
         assert_eq!(reading(&cache, 0).refills, 8);
-        // SAFETY: as above.
-        assert_eq!(unsafe { cache.with_mags(0, |m, cold| (cold.cap, m.loaded.capacity())) }, (2, 2));
+        assert_eq!(caps(&cache), (2, 2, 2));
+    }
+
+    #[test]
+    fn a_long_run_one_way_undoes_growth() {
+        let depot = Depot::new([4], usize::MAX);
+        let cache = ThreadCache::new([(2, 8)]);
+        swing(&cache, &depot, 12);
+        assert_eq!(caps(&cache).0, 8);
+        // Now only releases: DECAY_RUN spills in a row halve the capacity,
+        // twice as many take it back to the base.
+        let spills = |n| {
+            let before = reading(&cache, 0).spills;
+            let mut i = 0;
+            while reading(&cache, 0).spills - before < n {
+                put(&cache, &depot, i);
+                i += 1;
+            }
+        };
+        spills(u64::from(DECAY_RUN) - 1);
+        assert_eq!(caps(&cache).0, 8);
+        spills(1);
+        assert_eq!(caps(&cache).0, 4);
+        spills(u64::from(DECAY_RUN));
+        assert_eq!(caps(&cache).0, 2);
+        // The magazines it fills from then on are of the base size.
+        spills(2);
+        assert_eq!(caps(&cache).1, 2);
     }
 
     #[test]
