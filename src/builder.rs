@@ -93,9 +93,11 @@ impl Builder {
     /// the depot. A thread that only gets or only releases a class, as in
     /// producer→consumer flow, keeps the budget: there larger magazines would
     /// only make buffers wait longer between release and reuse and come back
-    /// colder. A thread therefore caches at most two magazines per class, of
-    /// at most `MAGAZINE_GROWTH` times the budget each, or one buffer each
-    /// for classes above that.
+    /// colder. (Eight exchanges in a row in one direction halve a grown
+    /// capacity again, for a thread that swung once and now flows one way.)
+    /// A thread therefore caches at most two magazines per class, of at most
+    /// `MAGAZINE_GROWTH` times the budget each, or one buffer each for
+    /// classes above that.
     ///
     /// A larger budget gives the one-way threads larger magazines too: fewer
     /// depot exchanges, but colder buffers and more memory held (at 4 MiB,
