@@ -19,6 +19,23 @@ mod tests {
         ]);
     }
 
+    /// One thread swings between 12 live 256-byte buffers and none, wider
+    /// than its two magazines of 2: its exchanges turn, so its magazines grow
+    /// (to 8); then the other thread takes its grown empties from the depot
+    /// and releases into them, one way.
+    #[test]
+    fn magazine_growth_then_one_way_flow() {
+        let mut program = Vec::new();
+        for _ in 0..4 {
+            program.extend((0..12).map(|_| Op::Get { thread: 0, len: 256, whole: true }));
+            program.extend((0..12).map(|_| Op::Release { thread: 0, buf: 0 }));
+        }
+        program.push(Op::Flush { thread: 0 });
+        program.extend((0..12).map(|_| Op::Get { thread: 0, len: 256, whole: true }));
+        program.extend((0..12).map(|_| Op::Release { thread: 1, buf: 0 }));
+        run(&program);
+    }
+
     #[test]
     fn growth_across_threads_then_flush_and_trim() {
         run(&[

@@ -12,11 +12,17 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::{self, Scope, ScopedJoinHandle};
 
 use arbitrary::Arbitrary;
-use magpool::{Buf, Pool};
+use magpool::{Buf, Pool, MAGAZINE_GROWTH};
 
 const THREADS: usize = 2;
 const CLASSES: [usize; 4] = [16, 64, 256, 1024];
-const MAGAZINE: usize = 2;
+/// Most buffers per magazine.
+const MAGAZINE: usize = 8;
+/// Byte budget per magazine: 8 buffers of 16 and 64 B, 2 of 256 B and 1 of
+/// 1 KiB, so the depot sees much traffic in the classes most lengths fall
+/// in; a thread that swings grows its magazines to 8 buffers of 256 B and 2
+/// of 1 KiB (`MAGAZINE_GROWTH`).
+const MAGAZINE_BYTES: usize = 512;
 const LIMIT: usize = 2048;
 /// Lengths reach past the largest class, so oversized buffers appear too.
 const MAX_LEN: usize = 2 * 1024;
@@ -178,15 +184,22 @@ fn check(pool: &Pool, live: &[Live<'_>], model: &Model) {
         let held = c.allocations - c.discarded - c.in_use;
         assert_eq!(c.retained_bytes, held * c.size as u64);
     }
-    // The depot's limit plus two magazines per class in each live thread.
-    let caches: usize = CLASSES.iter().map(|&size| THREADS * 2 * MAGAZINE * size).sum();
+    // The depot's limit plus two magazines per class in each live thread, at
+    // their grown size.
+    let grown = |size: usize| (MAGAZINE_BYTES * MAGAZINE_GROWTH / size).clamp(1, MAGAZINE);
+    let caches: usize = CLASSES.iter().map(|&size| THREADS * 2 * grown(size) * size).sum();
     assert!(s.retained_bytes <= (LIMIT + caches) as u64, "retained {} bytes", s.retained_bytes);
 }
 
 /// Runs a program, checking the pool against the model after every step.
 pub fn run(ops: &[Op]) {
-    let pool =
-        Pool::builder().size_classes(CLASSES).magazine_capacity(MAGAZINE).max_retained_bytes(LIMIT).build().unwrap();
+    let pool = Pool::builder()
+        .size_classes(CLASSES)
+        .magazine_capacity(MAGAZINE)
+        .magazine_bytes(MAGAZINE_BYTES)
+        .max_retained_bytes(LIMIT)
+        .build()
+        .unwrap();
     let mut live: Vec<Live<'_>> = Vec::new();
     let mut model = Model::default();
     thread::scope(|scope| {
