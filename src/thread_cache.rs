@@ -604,6 +604,14 @@ mod tests {
         unsafe { cache.pop_local(0).unwrap_or_else(|| cache.pop_slow(0, depot, || Ok::<u32, ()>(0)).unwrap()) }
     }
 
+    /// `n` releases, then `m` gets.
+    fn puts_then_gets(cache: &ThreadCache<u32>, depot: &Depot<u32>, n: u32, m: u32) {
+        (0..n).for_each(|i| put(cache, depot, i));
+        (0..m).for_each(|_| {
+            get(cache, depot);
+        });
+    }
+
     /// (the thread's capacity, loaded's, previous's) for class 0.
     fn caps(cache: &ThreadCache<u32>) -> (usize, usize, usize) {
         // SAFETY: as in `put`.
@@ -620,10 +628,7 @@ mod tests {
         (0..6)
             .map(|_| {
                 let before = exchanges();
-                (0..width).for_each(|i| put(cache, depot, i));
-                (0..width).for_each(|_| {
-                    get(cache, depot);
-                });
+                puts_then_gets(cache, depot, width, width);
                 exchanges() - before
             })
             .collect()
@@ -655,10 +660,8 @@ mod tests {
         unsafe { swinger.flush(&depot) };
         assert!(depot.magazines(0).1 > 0, "its empties wait in the depot");
         let (consumer, producer) = (ThreadCache::new([(2, 8)]), ThreadCache::new([(2, 8)]));
-        (0..100).for_each(|i| put(&consumer, &depot, i));
-        (0..90).for_each(|_| {
-            get(&producer, &depot);
-        });
+        puts_then_gets(&consumer, &depot, 100, 0);
+        puts_then_gets(&producer, &depot, 0, 90);
         // Neither turned, and the consumer filled every magazine to 2 (the
         // grown empties it took were cut down first): the producer refilled
         // once per 2 gets.
@@ -673,12 +676,10 @@ mod tests {
         // thread's spills and the next one's refills are no turn.
         let depot = Depot::new([4], usize::MAX);
         let cache = ThreadCache::new([(2, 8)]);
-        (0..20).for_each(|i| put(&cache, &depot, i));
+        puts_then_gets(&cache, &depot, 20, 0);
         // SAFETY: this test thread is the only owner.
         unsafe { cache.flush(&depot) };
-        (0..16).for_each(|_| {
-            get(&cache, &depot);
-        });
+        puts_then_gets(&cache, &depot, 0, 16);
         assert_eq!(reading(&cache, 0).refills, 8);
         assert_eq!(caps(&cache), (2, 2, 2));
     }
