@@ -166,13 +166,11 @@ impl Builder {
         if self.magazine_bytes == 0 {
             return Err(Error::ZeroMagazineBytes);
         }
-        let cap = |budget: usize| -> Vec<usize> {
-            self.classes.iter().map(|&size| (budget / size).clamp(1, self.magazine_capacity)).collect()
-        };
+        let grown = self.magazine_bytes.saturating_mul(MAGAZINE_GROWTH);
+        let cap = |budget: usize, size: usize| (budget / size).clamp(1, self.magazine_capacity);
         Ok(Config {
             classes: SizeClasses::new(&self.classes),
-            caps: cap(self.magazine_bytes),
-            max_caps: cap(self.magazine_bytes.saturating_mul(MAGAZINE_GROWTH)),
+            caps: self.classes.iter().map(|&size| (cap(self.magazine_bytes, size), cap(grown, size))).collect(),
             zero_on_release: self.zero_on_release,
             max_retained_bytes: self.max_retained_bytes,
         })
@@ -211,11 +209,10 @@ fn check_classes(classes: &[usize]) -> Result<(), Error> {
 #[derive(Debug)]
 pub(crate) struct Config {
     pub(crate) classes: SizeClasses,
-    /// Magazine capacity per class, each in `1..=magazine_capacity`.
-    pub(crate) caps: Vec<usize>,
-    /// Most a thread grows its magazines of each class to (`thread_cache`'s
-    /// `Cold`): the capacity for [`MAGAZINE_GROWTH`] times the budget.
-    pub(crate) max_caps: Vec<usize>,
+    /// Per class, the base magazine capacity and the most a thread grows its
+    /// magazines to (`thread_cache`'s `Cold`: the capacity for
+    /// [`MAGAZINE_GROWTH`] times the budget); both in `1..=magazine_capacity`.
+    pub(crate) caps: Vec<(usize, usize)>,
     pub(crate) zero_on_release: bool,
     pub(crate) max_retained_bytes: usize,
 }
@@ -232,8 +229,9 @@ mod tests {
     fn defaults() {
         let c = Builder::default().validate().unwrap();
         assert_eq!(c.classes.sizes(), &DEFAULT_SIZE_CLASSES);
-        assert_eq!(c.caps, [32, 32, 32, 32, 16, 4, 1, 1, 1]);
-        assert_eq!(c.max_caps, [32, 32, 32, 32, 32, 16, 4, 1, 1]);
+        let (base, max): (Vec<_>, Vec<_>) = c.caps.iter().copied().unzip();
+        assert_eq!(base, [32, 32, 32, 32, 16, 4, 1, 1, 1]);
+        assert_eq!(max, [32, 32, 32, 32, 32, 16, 4, 1, 1]);
         assert!(c.zero_on_release);
     }
 
@@ -273,6 +271,6 @@ mod tests {
             Error::MagazineCapacityTooLarge { capacity: MAX_MAGAZINE_CAPACITY + 1, max: MAX_MAGAZINE_CAPACITY }
         );
         let c = b().magazine_capacity(1).validate().unwrap();
-        assert!(c.caps.iter().all(|&n| n == 1));
+        assert!(c.caps.iter().all(|&n| n == (1, 1)));
     }
 }

@@ -105,8 +105,9 @@ impl<T> Magazine<T> {
     }
 
     /// Cuts an empty magazine with room for more than `cap` items down to
-    /// `cap`, which must be at least one. One reallocation; a no-op on a
-    /// placeholder, on a magazine that holds items, or when it is not larger.
+    /// `cap`. One reallocation; a no-op on a placeholder, on a magazine that
+    /// holds items, when `cap` is 0 (that would make a placeholder), or when
+    /// it is not larger.
     pub(crate) fn shrink_to(&mut self, cap: usize) {
         if self.is_empty() && cap > 0 && cap < self.capacity() {
             self.items.shrink_to(cap);

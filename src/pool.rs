@@ -122,7 +122,7 @@ impl Pool {
 
     pub(crate) fn from_config(config: Config) -> Pool {
         let n = config.classes.len();
-        let caps: Box<[_]> = config.caps.iter().copied().zip(config.max_caps.iter().copied()).chain([(0, 0)]).collect();
+        let caps: Box<[_]> = config.caps.iter().copied().chain([(0, 0)]).collect();
         let item_bytes = config.classes.sizes().iter().copied().chain([0]);
         let shared = Arc::new(Shared {
             depot: Depot::new(item_bytes, config.max_retained_bytes),
