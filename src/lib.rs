@@ -75,9 +75,15 @@
 //!
 //! # Safety and correctness
 //!
-//! Unsafe code lives in `block.rs` (allocation), `buf.rs` (the byte view),
-//! `stack.rs` (the epoch-protected stacks) and `thread_cache.rs` (owner-only
-//! magazines); each block names the invariant it relies on.
+//! The crate has two layers, and the source tree shows them: `src/cache/` is
+//! the generic layer (magazines, thread caches, the depot and its stacks,
+//! slots, the thread registry), which moves opaque items and knows nothing of
+//! bytes; `src/buffer/` is the byte pool built on it (size classes, blocks,
+//! [`Buf`]). Unsafe code lives in `buffer/block.rs` (allocation),
+//! `buffer/buf.rs` (the byte view), `cache/stack.rs` (the epoch-protected
+//! stacks), `cache/thread_cache.rs` (owner-only magazines), `cache/slots.rs`
+//! and `cache/caches.rs` (slot ownership); each block names the invariant it
+//! relies on.
 //!
 //! - **loom.** Six models of the cache–depot hand-off (`loom-tests/`), each
 //!   shown to catch a bug injected into this code.
@@ -109,33 +115,24 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![doc(test(attr(deny(warnings))))]
 
-mod block;
-mod buf;
-mod builder;
-mod depot;
+mod buffer;
+mod cache;
 mod error;
-mod local;
-mod magazine;
 #[cfg(feature = "metrics")]
 mod metrics;
-mod pool;
-mod size_class;
-mod slots;
-mod stack;
 mod stats;
 mod sync;
-mod thread_cache;
 
 pub mod implementation;
 
-pub use buf::Buf;
-pub use builder::{
+pub use buffer::buf::Buf;
+pub use buffer::builder::{
     Builder, DEFAULT_MAGAZINE_BYTES, DEFAULT_MAGAZINE_CAPACITY, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_SIZE_CLASSES,
     MAGAZINE_GROWTH, MAX_MAGAZINE_CAPACITY,
 };
+pub use buffer::pool::Pool;
+pub use buffer::size_class::MAX_CLASSES;
 pub use error::Error;
-pub use pool::Pool;
-pub use size_class::MAX_CLASSES;
 pub use stats::{ClassStats, Stats};
 
 use once_cell::sync::Lazy;

@@ -38,7 +38,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::local;
+use crate::cache::local;
 use crate::{ClassStats, Pool, Stats};
 
 // === impl Pool ===

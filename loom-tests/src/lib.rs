@@ -3,7 +3,7 @@
 //!
 //! Run the models with
 //! `RUSTFLAGS="--cfg loom --cfg crossbeam_loom" cargo test -p loom-tests --release`.
-//! The modules below are the very files in `../src` (by `#[path]`): no copy to
+//! The modules below are the very files in `../src/cache` and `../src/sync.rs` (by `#[path]`): no copy to
 //! drift, and their `pub(crate)` items are reachable from the models in
 //! `src/models/`, which is why the models live in this crate rather than in
 //! `tests/`. Only the machinery that loom checks is included: `Pool` finds its
@@ -16,21 +16,10 @@
 // items are used by the models.
 #![allow(dead_code, unreachable_pub)]
 
-#[path = "../../src/depot.rs"]
-mod depot;
-#[path = "../../src/magazine.rs"]
-mod magazine;
-#[path = "../../src/slots.rs"]
-mod slots;
-#[path = "../../src/stack.rs"]
-mod stack;
-#[path = "../../src/stats.rs"]
-mod stats;
+mod cache;
 #[allow(unused_imports)] // the models need no thread_local!
 #[path = "../../src/sync.rs"]
 mod sync;
-#[path = "../../src/thread_cache.rs"]
-mod thread_cache;
 
 #[cfg(test)]
 mod models;

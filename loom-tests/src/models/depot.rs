@@ -7,9 +7,9 @@ use loom::thread;
 use super::{
     acquire, assert_exactly_once, collect, drain_ids, full_cache, model, model_bounded, release, warm_cache, Item,
 };
-use crate::depot::Depot;
-use crate::stack::{Shells, Stack};
-use crate::stats::Reading;
+use crate::cache::counters::Reading;
+use crate::cache::depot::Depot;
+use crate::cache::stack::{Shells, Stack};
 
 /// Model 1: one thread spills a full magazine while another refills from the
 /// same class.
@@ -114,7 +114,7 @@ fn trim_and_limit_race_spill() {
         let depot = Arc::new(Depot::new([1], LIMIT));
         let (a, b) = (full_cache(&depot, 0, 1), full_cache(&depot, 2, 3));
 
-        let spill = |cache: crate::thread_cache::ThreadCache<Item>, id: u32, trim: bool| {
+        let spill = |cache: crate::cache::thread_cache::ThreadCache<Item>, id: u32, trim: bool| {
             let depot = depot.clone();
             thread::spawn(move || {
                 // SAFETY: this thread owns `cache`.

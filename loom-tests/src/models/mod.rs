@@ -9,8 +9,8 @@ mod thread_cache;
 
 use loom::cell::UnsafeCell;
 
-use crate::depot::Depot;
-use crate::thread_cache::ThreadCache;
+use crate::cache::depot::Depot;
+use crate::cache::thread_cache::ThreadCache;
 
 /// Preemption bound when `LOOM_MAX_PREEMPTIONS` is not set: 2 keeps a
 /// two-thread model with epoch pinning to seconds in release mode.

@@ -12,12 +12,12 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::model;
-use crate::slots::Slots;
+use crate::cache::slots::Slots;
 
 /// A stand-in for a pool's slot: `made` is written only when the slot is
 /// made (before the list publishes it), `data` only by whoever holds the slot
 /// (as a thread cache is), and `free` is taken by a claimant (as `owner` is
-/// in `pool.rs`).
+/// in `caches.rs`).
 struct Slot {
     made: UnsafeCell<u32>,
     data: UnsafeCell<u32>,

@@ -4,9 +4,9 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{acquire, model_bounded, release, warm_cache, Item};
-use crate::depot::Depot;
-use crate::stats::Reading;
-use crate::thread_cache::ThreadCache;
+use crate::cache::counters::Reading;
+use crate::cache::depot::Depot;
+use crate::cache::thread_cache::ThreadCache;
 
 /// Sums the caches' counters with the function `Pool::stats` uses.
 fn read(caches: &[&ThreadCache<Item>]) -> Reading {

@@ -4,9 +4,9 @@ use loom::sync::{mpsc, Arc};
 use loom::thread;
 
 use super::{acquire, assert_exactly_once, collect, full_cache, model, release, warm_cache, Item};
-use crate::depot::Depot;
-use crate::stats::Reading;
-use crate::thread_cache::ThreadCache;
+use crate::cache::counters::Reading;
+use crate::cache::depot::Depot;
+use crate::cache::thread_cache::ThreadCache;
 
 /// Model 2: two threads exchange items both ways. Each releases a new item
 /// into a full cache (both spill a full magazine to the depot at once), takes

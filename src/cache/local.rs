@@ -5,7 +5,7 @@
 //! walks only to claim one. This module holds the rest, per thread:
 //!
 //! - each thread gets a serial number (never reused), the unit of slot
-//!   ownership (see `pool.rs`);
+//!   ownership (see `caches.rs`);
 //! - a record of the slot the thread claimed in each pool ([`registered`]),
 //!   kept by the exit hook below;
 //! - a hook that, when the thread's thread-locals are destroyed, asks every
@@ -47,7 +47,7 @@ use once_cell::sync::Lazy;
 use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::sync::thread_local;
 
-/// The address of a pool's per-thread slot, opaque here (`pool.rs` owns the
+/// The address of a pool's per-thread slot, opaque here (`caches.rs` owns the
 /// type). Valid while that pool is alive.
 pub(crate) type SlotAddr = *const ();
 

@@ -33,9 +33,9 @@
 use std::mem;
 use std::ptr::NonNull;
 
-use crate::depot::Depot;
-use crate::magazine::Magazine;
-use crate::stats::ClassCounters;
+use crate::cache::counters::ClassCounters;
+use crate::cache::depot::Depot;
+use crate::cache::magazine::Magazine;
 use crate::sync::UnsafeCell;
 
 /// One thread's magazines and counters for every class of a pool.
@@ -138,9 +138,9 @@ impl<T> Cold<T> {
 // The hot fields in one line (loom's cells are larger; its models don't care).
 #[cfg(not(loom))]
 const _: () = {
-    type C = ClassCache<crate::block::Block>;
-    assert!(std::mem::offset_of!(C, mags) == 0 && std::mem::offset_of!(Mags<crate::block::Block>, loaded) == 0);
-    let counter = std::mem::size_of::<crate::stats::Counter>();
+    type C = ClassCache<u64>;
+    assert!(std::mem::offset_of!(C, mags) == 0 && std::mem::offset_of!(Mags<u64>, loaded) == 0);
+    let counter = std::mem::size_of::<crate::cache::counters::Counter>();
     assert!(std::mem::offset_of!(C, counters.gets) + counter <= 64);
     assert!(std::mem::offset_of!(C, counters.puts) + counter <= 64);
 };
@@ -550,7 +550,7 @@ fn take_empty<T: Send + 'static>(cold: &mut Cold<T>, class: usize, depot: &Depot
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::stats::Reading;
+    use crate::cache::counters::Reading;
 
     fn reading(cache: &ThreadCache<u32>, class: usize) -> Reading {
         let mut r = Reading::default();

@@ -16,7 +16,7 @@
 //!   walk that loads `head` with Acquire reaches only live, fully written
 //!   entries, for as long as it borrows the list.
 //! - The list hands out only shared references; whoever stores interior
-//!   mutability in `T` says who may use it (`pool.rs`: a slot's `owner`).
+//!   mutability in `T` says who may use it (`caches.rs`: a slot's `owner`).
 //!
 //! Called by the pool.
 

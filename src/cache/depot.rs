@@ -17,8 +17,8 @@
 //! pool on `trim`. Knows nothing of bytes: items are opaque; `item_bytes` is
 //! only their weight against the retention limit.
 
-use crate::magazine::Magazine;
-use crate::stack::{Shells, Stack};
+use crate::cache::magazine::Magazine;
+use crate::cache::stack::{Shells, Stack};
 use crate::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 // === impl Depot ===

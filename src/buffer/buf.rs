@@ -37,7 +37,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::{fmt, io, ptr, slice};
 
-use crate::block::Block;
+use crate::buffer::block::Block;
 use crate::{Error, Pool};
 
 /// A byte buffer from a [`Pool`], with a length and a class-sized capacity.
@@ -162,7 +162,7 @@ impl<'p> Buf<'p> {
     pub fn reserve(&mut self, additional: usize) {
         if additional > self.capacity() - self.len {
             if let Err(e) = self.grow(additional) {
-                crate::pool::fail(e);
+                crate::buffer::pool::fail(e);
             }
         }
     }
@@ -444,7 +444,7 @@ mod tests {
         a.fill(1);
         drop(a);
         let b = pool.get(16);
-        let expected = if cfg!(debug_assertions) { crate::pool::POISON } else { 1 };
+        let expected = if cfg!(debug_assertions) { crate::buffer::pool::POISON } else { 1 };
         assert!(b.iter().all(|&x| x == expected), "{b:?}");
     }
 }

@@ -1,45 +1,27 @@
-//! [`Pool`]: routes a length to its class, then to the calling thread's cache,
-//! the depot, or the global allocator.
+//! [`Pool`]: routes a length to its class, then to the generic layer
+//! (`cache/`): the calling thread's cache, the depot, or the global allocator.
 //!
 //! # Invariants
 //!
 //! - Class index `n = classes.len()` is the oversized pseudo-class: never
-//!   cached (`caps[n] == (0, 0)`), its blocks allocated exactly and freed on release.
-//!   A zero-length request is class `n` too, with an empty block that is never
-//!   counted.
+//!   cached (its capacities are `(0, 0)`), its blocks allocated exactly and
+//!   freed on release. A zero-length request is class `n` too, with an empty
+//!   block that is never counted.
 //! - With `zero_on_release`, every block handed out is all zeroes: fresh
 //!   blocks come from `alloc_zeroed`, and a cached block, zero past its dirty
 //!   mark (`block.rs`), is wiped up to the mark by [`take`](Pool::take) before
 //!   anyone sees it. Release itself writes nothing: it is O(1) at any size.
-//! - A slot's cache is used only by the thread whose serial is in its `owner`.
-//!   A thread claims a slot (`0 → serial`, Acquire) before its first use, and
-//!   its exit hook flushes the slot and releases it (`serial → 0`, Release)
-//!   after its last, so each owner's accesses happen after the previous
-//!   owner's. A thread finds its slot through its own thread-local record
-//!   (`local.rs`); a thread without one claims a free slot from the pool's
-//!   list (`slots.rs`), or adds one.
-//! - The thread's slot hint (`local::current`) holds the `Hot` address of a
-//!   slot's cache only while the thread owns the slot (`local.rs`), so a hint
-//!   hit needs no other check.
 //!
 //! Called by [`Buf`] (release, growth) and by users.
 
 use std::fmt;
-use std::ptr;
 use std::sync::{Arc, Weak};
 
-use crate::block::Block;
-use crate::builder::{Builder, Config};
-use crate::depot::Depot;
-use crate::local::{self, LivePool};
-use crate::size_class::SizeClasses;
-use crate::slots::Slots;
-use crate::stats::{ClassCounters, ClassStats, Reading, Stats};
-use crate::sync::atomic::{
-    AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
-};
-use crate::thread_cache::{Hot, ThreadCache};
+use crate::buffer::block::Block;
+use crate::buffer::builder::{Builder, Config};
+use crate::buffer::size_class::SizeClasses;
+use crate::cache::{local, Caches, LivePool};
+use crate::stats::{ClassStats, Stats};
 use crate::{Buf, Error};
 
 /// Byte written over released blocks in debug builds when zeroing is off, so
@@ -78,23 +60,8 @@ struct Shared {
     classes: SizeClasses,
     zero_on_release: bool,
     max_retained_bytes: usize,
-    depot: Depot<Block>,
-    /// Base and maximum magazine capacity per class, `n + 1` entries
-    /// (`(0, 0)` for oversized).
-    caps: Box<[(usize, usize)]>,
-    /// Every thread's slot; a slot's address never changes while the pool
-    /// lives.
-    slots: Slots<Slot>,
-    /// Counters for work done without a cache (thread teardown, depot trim).
-    remote: Box<[ClassCounters]>,
-}
-
-/// One thread's state in one pool.
-struct Slot {
-    cache: ThreadCache<Block>,
-    /// Serial of the thread that owns `cache`, 0 while none does (see the
-    /// module invariants for how ownership passes).
-    owner: AtomicU64,
+    /// Classes `0..n` and the oversized pseudo-class `n`.
+    caches: Caches<Block>,
 }
 
 impl Pool {
@@ -121,16 +88,12 @@ impl Pool {
     }
 
     pub(crate) fn from_config(config: Config) -> Pool {
-        let n = config.classes.len();
-        let caps: Box<[_]> = config.caps.iter().copied().chain([(0, 0)]).collect();
-        let item_bytes = config.classes.sizes().iter().copied().chain([0]);
+        let sizes = config.classes.sizes().iter().copied().chain([0]);
+        let caps = config.caps.iter().copied().chain([(0, 0)]);
         let shared = Arc::new(Shared {
-            depot: Depot::new(item_bytes, config.max_retained_bytes),
+            caches: Caches::new(sizes.zip(caps), config.max_retained_bytes),
             zero_on_release: config.zero_on_release,
             max_retained_bytes: config.max_retained_bytes,
-            caps,
-            slots: Slots::new(),
-            remote: (0..=n).map(|_| ClassCounters::default()).collect(),
             classes: config.classes,
         });
         let weak: Weak<dyn LivePool> = Arc::downgrade(&shared) as Weak<Shared>;
@@ -229,16 +192,7 @@ impl Pool {
     /// Frees what the depot and the calling thread's cache hold (other threads'
     /// caches are theirs to keep). Buffers in use are unaffected.
     pub fn trim(&self) {
-        let s = &*self.shared;
-        if let Some(slot) = self.local_slot() {
-            // SAFETY: `local_slot` returns a slot the calling thread owns.
-            unsafe { slot.cache.drain() };
-        }
-        for class in 0..s.classes.len() {
-            let freed = s.depot.drain(class);
-            s.remote[class].discarded.bump_shared(freed);
-            s.remote[class].trimmed.bump_shared(freed);
-        }
+        self.shared.caches.trim(self.id);
     }
 
     // === the get and release paths ===
@@ -248,13 +202,7 @@ impl Pool {
     pub(crate) fn take(&self, size: usize) -> Result<(Block, usize), Error> {
         let s = &*self.shared;
         let class = s.classes.class_of(size);
-        let hit = self.hinted_cache().and_then(|cache| {
-            // SAFETY: `hinted_cache` returns the cache of a live slot the
-            // calling thread owns; `class_of` returns at most `n`, and caches
-            // have `n + 1` classes.
-            unsafe { cache.pop(class) }
-        });
-        let mut block = match hit {
+        let mut block = match s.caches.pop(self.id, class) {
             Some(block) => block,
             None => self.take_slow(size, class)?,
         };
@@ -272,23 +220,7 @@ impl Pool {
         }
         let s = &*self.shared;
         let block_size = if class < s.classes.len() { s.classes.size(class) } else { size };
-        let make = || Block::new_zeroed(block_size);
-        match self.local_slot() {
-            // The hint may have missed with blocks cached: try the magazine
-            // first, as the hot path would have.
-            // SAFETY: `local_slot` returns a slot the calling thread owns.
-            Some(slot) => match unsafe { slot.cache.pop_local(class) } {
-                Some(block) => Ok(block),
-                // SAFETY: as above.
-                None => unsafe { slot.cache.pop_slow(class, &s.depot, make) },
-            },
-            None => {
-                let block = make()?;
-                s.remote[class].allocations.bump_shared(1);
-                s.remote[class].gets.bump_shared(1);
-                Ok(block)
-            }
-        }
+        s.caches.pop_slow(self.id, class, || Block::new_zeroed(block_size))
     }
 
     /// Takes back a block of `class`, dirty up to its mark: the hot path of
@@ -298,15 +230,10 @@ impl Pool {
         if cfg!(debug_assertions) && !self.shared.zero_on_release {
             block.poison(POISON);
         }
-        if let Some(cache) = self.hinted_cache() {
-            // SAFETY: as in `take`; `class` is the block's, at most `n`. The
-            // oversized class has a placeholder magazine: always full.
-            match unsafe { cache.push(class, block) } {
-                Ok(()) => return,
-                Err(back) => block = back,
-            }
+        // The oversized class has a placeholder magazine: always full.
+        if let Err(block) = self.shared.caches.push(self.id, class, block) {
+            self.release_slow(block, class);
         }
-        self.release_slow(block, class)
     }
 
     #[cold]
@@ -315,67 +242,7 @@ impl Pool {
         if block.size() == 0 {
             return; // an empty buffer: never counted
         }
-        let s = &*self.shared;
-        match self.local_slot() {
-            // As in `take_slow`: the magazine may have room after a hint miss.
-            // SAFETY: `local_slot` returns a slot the calling thread owns.
-            Some(slot) => match unsafe { slot.cache.push_local(class, block) } {
-                Ok(()) => {}
-                // SAFETY: as above.
-                Err(block) => unsafe { slot.cache.push_slow(class, block, &s.depot) },
-            },
-            None => {
-                drop(block);
-                s.remote[class].puts.bump_shared(1);
-                s.remote[class].discarded.bump_shared(1);
-            }
-        }
-    }
-
-    /// The cache of the slot the calling thread owns in this pool, if its
-    /// hint has it: the hot path's one thread-local load.
-    #[inline(always)]
-    fn hinted_cache(&self) -> Option<Hot<Block>> {
-        let addr = local::current(self.id)?;
-        // The slot lives in `self.shared.slots`, which never moves or frees a
-        // value before it drops, and `&self` keeps the pool alive.
-        // SAFETY: so the slot is alive, and the hint maps pool `self.id` to
-        // its `Hot` address only while this thread owns it (`local.rs`).
-        Some(unsafe { Hot::from_addr(addr) })
-    }
-
-    /// The slot the calling thread owns in this pool, claimed (and registered
-    /// for the exit flush) if needed. `None` once the thread is exiting (work
-    /// then bypasses caches). Safe at any point of thread teardown: it asks
-    /// no other crate for a thread id.
-    fn local_slot(&self) -> Option<&Slot> {
-        let serial = local::claim_serial()?;
-        let s = &*self.shared;
-        let slot = match local::registered(self.id) {
-            // SAFETY: the thread registered this address for this pool: a
-            // slot in `s.slots`, which lives as long as `self`, and which the
-            // thread owns until its exit hook releases it.
-            Some(addr) => unsafe { &*addr.cast::<Slot>() },
-            None => {
-                let slot = s.slots.claim(
-                    // Load first: a failed compare-exchange would still take
-                    // the owned slot's cache line from its owner.
-                    |free| {
-                        free.owner.load(Relaxed) == 0
-                            && free.owner.compare_exchange(0, serial, Acquire, Relaxed).is_ok()
-                    },
-                    || Slot { cache: ThreadCache::new(s.caps.iter().copied()), owner: AtomicU64::new(serial) },
-                );
-                if !local::register(self.id, ptr::from_ref(slot).cast()) {
-                    slot.owner.store(0, Release);
-                    return None;
-                }
-                slot
-            }
-        };
-        debug_assert_eq!(slot.owner.load(Relaxed), serial);
-        local::remember(self.id, slot.cache.hot().addr());
-        Some(slot)
+        self.shared.caches.push_slow(self.id, class, block);
     }
 }
 
@@ -383,32 +250,19 @@ impl Shared {
     /// The body of [`Pool::stats`], reachable without a `Pool` through the
     /// registry of live pools (`LivePool::stats`).
     fn stats(&self) -> Stats {
-        let s = self;
-        let n = s.classes.len();
-        // Per class, every put side before any get side (see `Reading::sum`).
-        let readings: Vec<Reading> = (0..=n)
-            .map(|class| {
-                Reading::sum(|| s.slots.iter().map(|slot| slot.cache.counters(class)).chain([&s.remote[class]]))
-            })
-            .collect();
-        let classes =
-            (0..n).map(|c| ClassStats::from_reading(s.classes.size(c), readings[c], s.depot.magazines(c))).collect();
-        let oversized = ClassStats::from_reading(0, readings[n], (0, 0));
-        Stats::from_classes(classes, oversized, s.depot.retained_bytes())
+        let n = self.classes.len();
+        let class = |c: usize, size: usize| {
+            ClassStats::from_reading(size, self.caches.reading(c), self.caches.depot_magazines(c))
+        };
+        let classes = (0..n).map(|c| class(c, self.classes.size(c))).collect();
+        let oversized = ClassStats::from_reading(0, self.caches.reading(n), (0, 0));
+        Stats::from_classes(classes, oversized, self.caches.depot_bytes())
     }
 }
 
 impl LivePool for Shared {
     fn flush_at_exit(&self, slot: local::SlotAddr, serial: u64) {
-        // SAFETY: the hook passes the address this thread registered for this
-        // pool, a slot in `self.slots`, alive as long as `self` (which the
-        // hook holds an `Arc` to).
-        let slot = unsafe { &*slot.cast::<Slot>() };
-        if slot.owner.load(Relaxed) == serial {
-            // SAFETY: thread `serial`, the caller, owns the slot.
-            unsafe { slot.cache.flush(&self.depot) };
-            slot.owner.store(0, Release);
-        }
+        self.caches.flush_at_exit(slot, serial);
     }
 
     fn stats(&self) -> Stats {
@@ -423,7 +277,7 @@ impl LivePool for Shared {
 pub(crate) fn fail(e: Error) -> ! {
     match e {
         Error::AllocationFailed { size } => {
-            match std::alloc::Layout::from_size_align(size, crate::block::align_for(size)) {
+            match std::alloc::Layout::from_size_align(size, crate::buffer::block::align_for(size)) {
                 Ok(layout) => std::alloc::handle_alloc_error(layout),
                 Err(_) => panic!("magpool: {e}"),
             }
@@ -473,7 +327,7 @@ mod tests {
             // destructors (and so its exit hook) have run.
             std::thread::scope(|s| s.spawn(|| drop(pool.get(100))).join().unwrap());
         }
-        assert_eq!(pool.shared.slots.iter().count(), 1);
+        assert_eq!(pool.shared.caches.slot_count(), 1);
         // Two threads at once need two slots.
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -485,6 +339,6 @@ mod tests {
             drop(pool.get(100)); // this thread's slot
             tx.send(()).unwrap();
         });
-        assert_eq!(pool.shared.slots.iter().count(), 2);
+        assert_eq!(pool.shared.caches.slot_count(), 2);
     }
 }

@@ -2,7 +2,7 @@
 //! [`build`](Builder::build). Pure: no unsafe, no atomics.
 #![forbid(unsafe_code)]
 
-use crate::size_class::{SizeClasses, MAX_CLASSES};
+use crate::buffer::size_class::{SizeClasses, MAX_CLASSES};
 use crate::{Error, Pool};
 
 /// The default size classes: 512 B, 1 KiB, 4 KiB, 16 KiB, 64 KiB, 256 KiB,
@@ -186,7 +186,7 @@ fn check_classes(classes: &[usize]) -> Result<(), Error> {
             return Err(Error::ZeroSizeClass { index });
         }
         // What `Layout` accepts for a block of this size (`block::align_for`).
-        if size > isize::MAX as usize - (crate::block::align_for(size) - 1) {
+        if size > isize::MAX as usize - (crate::buffer::block::align_for(size) - 1) {
             return Err(Error::SizeClassTooLarge { size });
         }
         if index > 0 {
