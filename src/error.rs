@@ -57,6 +57,22 @@ pub enum Error {
     /// A magazine byte budget of zero (see
     /// [`Builder::magazine_bytes`](crate::Builder::magazine_bytes)).
     ZeroMagazineBytes,
+    /// A thread cache bound that cannot hold one buffer of the smallest
+    /// class (see [`Builder::thread_cache_bytes`](crate::Builder::thread_cache_bytes);
+    /// 0 is accepted and means no thread caching).
+    ThreadCacheTooSmall {
+        /// The bound given.
+        bytes: usize,
+        /// The smallest class.
+        smallest: usize,
+    },
+    /// A reclaim interval of zero (see
+    /// [`Builder::reclaim_interval`](crate::Builder::reclaim_interval)).
+    ZeroReclaimInterval,
+    /// `init_global` was called after the global pool had been created (by
+    /// an earlier `init_global`, or by a first use of
+    /// [`global`](crate::global) or [`get`](crate::get)).
+    GlobalAlreadyInitialized,
     /// A buffer larger than any allocation can be was requested.
     CapacityOverflow {
         /// The size requested.
@@ -97,6 +113,18 @@ impl fmt::Display for Error {
             Error::MagazineCapacityTooLarge { capacity, max } => {
                 write!(f, "magazine capacity {capacity} is too large; at most {max} buffers are supported")
             }
+            Error::ThreadCacheTooSmall { bytes, smallest } => write!(
+                f,
+                "thread cache bound {bytes} bytes cannot hold one buffer of the smallest class ({smallest} bytes); \
+                 use at least {smallest}, or 0 for no thread caching"
+            ),
+            Error::ZeroReclaimInterval => {
+                f.write_str("reclaim interval is 0; it must be a positive duration (or leave it unset: no reclaimer)")
+            }
+            Error::GlobalAlreadyInitialized => f.write_str(
+                "the global pool already exists (an earlier init_global, or a first use of magpool::global() or \
+                 magpool::get()); init_global must run before any of those",
+            ),
             Error::CapacityOverflow { requested } => {
                 write!(f, "a buffer of {requested} bytes was requested; no allocation can exceed isize::MAX bytes")
             }

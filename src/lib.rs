@@ -128,7 +128,7 @@ pub mod implementation;
 pub use buffer::buf::Buf;
 pub use buffer::builder::{
     Builder, DEFAULT_MAGAZINE_BYTES, DEFAULT_MAGAZINE_CAPACITY, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_SIZE_CLASSES,
-    MAGAZINE_GROWTH, MAX_MAGAZINE_CAPACITY,
+    DEFAULT_THREAD_CACHE_BYTES, MAGAZINE_GROWTH, MAX_MAGAZINE_CAPACITY, THREAD_CACHED_FRACTION,
 };
 pub use buffer::pool::Pool;
 pub use buffer::size_class::MAX_CLASSES;

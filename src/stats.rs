@@ -26,6 +26,10 @@ pub struct ClassStats {
     pub retained_bytes: u64,
     /// Of `discarded`, buffers freed by [`Pool::trim`](crate::Pool::trim).
     pub trimmed: u64,
+    /// Of `discarded`, buffers freed by
+    /// [`Pool::reclaim_idle`](crate::Pool::reclaim_idle) (by hand or by the
+    /// background reclaimer).
+    pub reclaimed: u64,
     /// Full magazines taken from the depot by thread caches.
     pub refills: u64,
     /// Full magazines given to the depot by thread caches.
@@ -49,6 +53,7 @@ impl ClassStats {
             discarded: r.discarded,
             retained_bytes: held.saturating_mul(size as u64),
             trimmed: r.trimmed,
+            reclaimed: r.reclaimed,
             refills: r.refills,
             spills: r.spills,
             depot_full_magazines: depot.0 as u64,
@@ -84,6 +89,15 @@ pub struct Stats {
     /// Bytes the depot holds in full magazines (never above
     /// [`max_retained_bytes`](crate::Builder::max_retained_bytes)).
     pub depot_bytes: u64,
+    /// Bytes of free buffers held in threads' caches, all threads:
+    /// `retained_bytes - depot_bytes` (each thread's share is never above
+    /// [`thread_cache_bytes`](crate::Builder::thread_cache_bytes)).
+    pub thread_cached_bytes: u64,
+    /// Bytes of buffers freed by [`Pool::reclaim_idle`](crate::Pool::reclaim_idle)
+    /// so far (by hand or by the background reclaimer).
+    pub reclaimed_bytes: u64,
+    /// Calls of [`Pool::reclaim_idle`](crate::Pool::reclaim_idle) so far.
+    pub reclaims: u64,
     /// Per size class, smallest first.
     pub classes: Vec<ClassStats>,
     /// The oversized pseudo-class (`size == 0`): its `gets` equals `oversized`.
@@ -92,8 +106,14 @@ pub struct Stats {
 
 impl Stats {
     /// Totals `classes` and `oversized_class` into the top-level fields.
-    pub(crate) fn from_classes(classes: Vec<ClassStats>, oversized_class: ClassStats, depot_bytes: usize) -> Self {
-        let mut s = Stats { oversized: oversized_class.gets, depot_bytes: depot_bytes as u64, ..Stats::default() };
+    pub(crate) fn from_classes(
+        classes: Vec<ClassStats>,
+        oversized_class: ClassStats,
+        depot_bytes: usize,
+        reclaims: u64,
+    ) -> Self {
+        let mut s =
+            Stats { oversized: oversized_class.gets, depot_bytes: depot_bytes as u64, reclaims, ..Stats::default() };
         for c in classes.iter().chain(std::iter::once(&oversized_class)) {
             s.allocations = s.allocations.wrapping_add(c.allocations);
             s.gets = s.gets.wrapping_add(c.gets);
@@ -101,7 +121,10 @@ impl Stats {
             s.in_use = s.in_use.wrapping_add(c.in_use);
             s.discarded = s.discarded.wrapping_add(c.discarded);
             s.retained_bytes = s.retained_bytes.wrapping_add(c.retained_bytes);
+            s.reclaimed_bytes = s.reclaimed_bytes.wrapping_add(c.reclaimed.wrapping_mul(c.size as u64));
         }
+        // The two reads are not one instant: never below zero.
+        s.thread_cached_bytes = s.retained_bytes.saturating_sub(s.depot_bytes);
         s.classes = classes;
         s.oversized_class = oversized_class;
         s
@@ -125,7 +148,8 @@ mod tests {
         r.add_get_side(&c);
         let s = ClassStats::from_reading(4096, r, (1, 2));
         assert_eq!((s.in_use, s.retained_bytes), (2, 2 * 4096));
-        let total = Stats::from_classes(vec![s.clone(), s], ClassStats::default(), 0);
+        let total = Stats::from_classes(vec![s.clone(), s], ClassStats::default(), 4096, 0);
+        assert_eq!(total.thread_cached_bytes, 3 * 4096);
         assert_eq!((total.gets, total.in_use, total.retained_bytes), (18, 4, 4 * 4096));
     }
 }

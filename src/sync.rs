@@ -11,7 +11,8 @@
 //!
 //! A loom stand-in may be slower than the real thing, never more
 //! synchronised: nothing here adds a lock or a fence that the std build does
-//! not have.
+//! not have, except the owner's light barrier, which under loom is the full
+//! fence that the heavy barrier makes of it in a real run ([`barrier`]).
 //!
 //! `clippy.toml` forbids `std::sync::atomic`, `std::cell::UnsafeCell` and
 //! `thread_local!` everywhere else.
@@ -75,6 +76,122 @@ pub(crate) mod epoch {
     pub(crate) fn pin() -> Guard {
         HANDLE.try_with(LocalHandle::pin).unwrap_or_else(|_| collector().register().pin())
     }
+}
+
+/// The two halves of an asymmetric barrier (`cache/owner.rs`): a `light`
+/// one on the owner's hot path that costs nothing at run time, and a `heavy`
+/// one on the reclaimer's side that makes every running thread of the
+/// process execute a full barrier.
+///
+/// Under loom both are `SeqCst` fences: that is what the heavy barrier
+/// guarantees the pair amounts to, and how the models check the protocol.
+pub(crate) mod barrier {
+    /// The owner's half: keeps the compiler from moving memory accesses
+    /// across it; the CPU may, until a heavy barrier runs.
+    #[inline(always)]
+    pub(crate) fn light() {
+        #[cfg(not(loom))]
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        #[cfg(loom)]
+        loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The reclaimer's half: returns `true` once every thread of the process
+    /// has executed a full memory barrier since the call began, `false` when
+    /// the system offers no such barrier (then nothing may rely on it).
+    pub(crate) fn heavy() -> bool {
+        imp::heavy()
+    }
+
+    /// Whether [`heavy`] can work here (it is tried once, on first use).
+    pub(crate) fn available() -> bool {
+        imp::available()
+    }
+
+    #[cfg(loom)]
+    mod imp {
+        pub(super) fn heavy() -> bool {
+            if !cfg!(magpool_mutant = "reclaim_no_barrier") {
+                loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+            }
+            true
+        }
+
+        pub(super) fn available() -> bool {
+            true
+        }
+    }
+
+    /// Linux's `membarrier(2)`: the private expedited command (kernel 4.14),
+    /// which interrupts only the CPUs running this process's threads, or
+    /// else the global one (4.3), which waits for a grace period. Not under
+    /// miri, which cannot make the call.
+    #[cfg(all(not(loom), not(miri), target_os = "linux"))]
+    mod imp {
+        use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+        const CMD_GLOBAL: libc::c_int = 1;
+        const CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+        const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+        /// 0 untried, 1 private expedited, 2 global, 3 none.
+        static MODE: AtomicU8 = AtomicU8::new(0);
+
+        fn membarrier(cmd: libc::c_int) -> bool {
+            // SAFETY: membarrier takes no pointers and has no effect on memory
+            // but ordering; an unsupported command returns -1 (EINVAL, ENOSYS).
+            unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) == 0 }
+        }
+
+        fn mode() -> u8 {
+            match MODE.load(Relaxed) {
+                0 => {
+                    let mode = if membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) {
+                        1
+                    } else if membarrier(CMD_GLOBAL) {
+                        2
+                    } else {
+                        3
+                    };
+                    MODE.store(mode, Relaxed);
+                    mode
+                }
+                mode => mode,
+            }
+        }
+
+        pub(super) fn heavy() -> bool {
+            match mode() {
+                1 => membarrier(CMD_PRIVATE_EXPEDITED),
+                2 => membarrier(CMD_GLOBAL),
+                _ => false,
+            }
+        }
+
+        pub(super) fn available() -> bool {
+            mode() != 3
+        }
+    }
+
+    /// Elsewhere no heavy barrier is used: idle threads keep their caches.
+    #[cfg(all(not(loom), any(miri, not(target_os = "linux"))))]
+    mod imp {
+        pub(super) fn heavy() -> bool {
+            false
+        }
+
+        pub(super) fn available() -> bool {
+            false
+        }
+    }
+}
+
+/// Lets another thread run (a wait for a reclaimer to hand a slot back).
+pub(crate) fn yield_now() {
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+    #[cfg(loom)]
+    loom::thread::yield_now();
 }
 
 #[cfg(loom)]

@@ -189,6 +189,22 @@ impl Block {
         }
     }
 
+    /// Asks the allocator to give free memory back to the operating system.
+    /// Only glibc needs asking: it keeps freed memory in its heaps (and
+    /// raises its mmap threshold as large blocks are freed, so later ones
+    /// come from the heap too), and `malloc_trim` returns every whole free
+    /// page of every arena with `madvise`. Where the global allocator is not
+    /// glibc's, this only trims glibc's own, mostly empty heaps. Costs a walk
+    /// of those heaps: for `trim` and the reclaimer, never a get or release.
+    pub(crate) fn return_free_memory() {
+        #[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
+        // SAFETY: malloc_trim takes a byte count and touches only the
+        // allocator's own free memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     /// Overwrites what a user may have written with `byte` (debug builds with
     /// zeroing off: stale reads then show up as a pattern).
     pub(crate) fn poison(&mut self, byte: u8) {

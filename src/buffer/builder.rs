@@ -2,7 +2,10 @@
 //! [`build`](Builder::build). Pure: no unsafe, no atomics.
 #![forbid(unsafe_code)]
 
+use std::time::Duration;
+
 use crate::buffer::size_class::{SizeClasses, MAX_CLASSES};
+use crate::cache::ClassSpec;
 use crate::{Error, Pool};
 
 /// The default size classes: 512 B, 1 KiB, 4 KiB, 16 KiB, 64 KiB, 256 KiB,
@@ -27,6 +30,16 @@ pub const DEFAULT_MAGAZINE_BYTES: usize = 1 << 20;
 /// [`Builder::magazine_bytes`]).
 pub const MAGAZINE_GROWTH: usize = 4;
 
+/// Default bound on what one thread caches in one pool, all classes
+/// together: 8 MiB (see [`Builder::thread_cache_bytes`]).
+pub const DEFAULT_THREAD_CACHE_BYTES: usize = 8 << 20;
+
+/// A class is cached in threads only when its buffers are at most this
+/// fraction of [`Builder::thread_cache_bytes`] (one eighth: two magazines of
+/// one buffer each take at most a quarter of the bound); larger ones are
+/// traded with the depot one buffer at a time.
+pub const THREAD_CACHED_FRACTION: usize = 8;
+
 /// Configures a [`Pool`].
 ///
 /// ```
@@ -45,6 +58,10 @@ pub struct Builder {
     magazine_bytes: usize,
     zero_on_release: bool,
     max_retained_bytes: usize,
+    /// `None`: the default, which is never an error (classes it cannot hold
+    /// are simply not cached in threads).
+    thread_cache_bytes: Option<usize>,
+    reclaim_interval: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -55,6 +72,8 @@ impl Default for Builder {
             magazine_bytes: DEFAULT_MAGAZINE_BYTES,
             zero_on_release: true,
             max_retained_bytes: DEFAULT_MAX_RETAINED_BYTES,
+            thread_cache_bytes: None,
+            reclaim_interval: None,
         }
     }
 }
@@ -136,10 +155,57 @@ impl Builder {
 
     /// The most bytes of free buffers the depot keeps (default 128 MiB). A
     /// thread spilling past it frees buffers to the global allocator instead
-    /// (counted as discarded). Thread caches hold at most two magazines per
-    /// class on top of this.
+    /// (counted as discarded). Thread caches hold at most
+    /// [`thread_cache_bytes`](Self::thread_cache_bytes) each on top of this.
     pub fn max_retained_bytes(mut self, bytes: usize) -> Builder {
         self.max_retained_bytes = bytes;
+        self
+    }
+
+    /// The most one thread caches in this pool, all classes together
+    /// (default [`DEFAULT_THREAD_CACHE_BYTES`], 8 MiB). The bound is on the
+    /// capacity of the thread's magazines, so it holds at every instant,
+    /// with no check on the get/release path; magazine growth happens inside
+    /// it. Classes above an eighth of it
+    /// ([`THREAD_CACHED_FRACTION`]) are not cached in threads at all: each
+    /// get and release of such a buffer trades with the depot directly (tens
+    /// of nanoseconds, beside the megabytes of memset such a buffer costs).
+    /// `0` means no thread caching: every class is served by the depot.
+    ///
+    /// So the whole process holds at most
+    /// `threads × thread_cache_bytes + max_retained_bytes` of free buffers,
+    /// plus metadata (magazine slot arrays, about 8 bytes per cached buffer,
+    /// and a few hundred bytes per class and thread).
+    ///
+    /// 8 MiB holds the default classes up to 1 MiB at their base magazine
+    /// sizes (7.4 MiB when a thread uses them all; a thread that uses a few
+    /// classes has room to grow them), so a busy thread rarely reaches the
+    /// depot, while 64 threads that each touch every class hold at most
+    /// 512 MiB: what a broker's or proxy's worker pool can afford, and what
+    /// [`reclaim_interval`](Self::reclaim_interval) gives back once they go
+    /// idle.
+    ///
+    /// ```
+    /// let pool = magpool::Pool::builder().thread_cache_bytes(1 << 20).build()?;
+    /// let held: Vec<_> = (0..64).map(|_| pool.get(64 << 10)).collect();
+    /// drop(held); // at most 1 MiB of them stays with this thread
+    /// assert!(pool.stats().thread_cached_bytes <= 1 << 20);
+    /// # Ok::<(), magpool::Error>(())
+    /// ```
+    pub fn thread_cache_bytes(mut self, bytes: usize) -> Builder {
+        self.thread_cache_bytes = Some(bytes);
+        self
+    }
+
+    /// Reclaims idle memory in the background, every `every` (off by
+    /// default): one process-wide thread calls
+    /// [`Pool::reclaim_idle`](crate::Pool::reclaim_idle) on every pool that
+    /// asked for it, so a burst's memory goes back to the allocator within
+    /// two intervals of the burst's end, including what threads that stopped
+    /// using the pool still cache. The thread starts with the first such
+    /// pool, keeps none of them alive, and ends when the last one drops.
+    pub fn reclaim_interval(mut self, every: Duration) -> Builder {
+        self.reclaim_interval = Some(every);
         self
     }
 
@@ -149,7 +215,9 @@ impl Builder {
     ///
     /// An [`Error`] naming the problem: no classes, a zero, unsorted, duplicate
     /// or too-large class, too many classes, a magazine capacity of zero or
-    /// above [`MAX_MAGAZINE_CAPACITY`], or a magazine byte budget of zero.
+    /// above [`MAX_MAGAZINE_CAPACITY`], a magazine byte budget of zero, a
+    /// thread cache bound that cannot hold one buffer of the smallest class
+    /// (other than 0), or a reclaim interval of zero.
     pub fn build(self) -> Result<Pool, Error> {
         Ok(Pool::from_config(self.validate()?))
     }
@@ -166,13 +234,33 @@ impl Builder {
         if self.magazine_bytes == 0 {
             return Err(Error::ZeroMagazineBytes);
         }
+        let smallest = self.classes[0];
+        let thread_cache_bytes = match self.thread_cache_bytes {
+            Some(bytes) if bytes != 0 && bytes < smallest => {
+                return Err(Error::ThreadCacheTooSmall { bytes, smallest })
+            }
+            Some(bytes) => bytes,
+            None => DEFAULT_THREAD_CACHE_BYTES,
+        };
+        if self.reclaim_interval == Some(Duration::ZERO) {
+            return Err(Error::ZeroReclaimInterval);
+        }
         let grown = self.magazine_bytes.saturating_mul(MAGAZINE_GROWTH);
         let cap = |budget: usize, size: usize| (budget / size).clamp(1, self.magazine_capacity);
+        let cached_up_to = thread_cache_bytes / THREAD_CACHED_FRACTION;
+        let spec = |&size: &usize| match size <= cached_up_to {
+            true => {
+                ClassSpec { weight: size, base: cap(self.magazine_bytes, size), max: cap(grown, size), pooled: true }
+            }
+            false => ClassSpec { weight: size, base: 0, max: 0, pooled: true },
+        };
         Ok(Config {
             classes: SizeClasses::new(&self.classes),
-            caps: self.classes.iter().map(|&size| (cap(self.magazine_bytes, size), cap(grown, size))).collect(),
+            specs: self.classes.iter().map(spec).collect(),
             zero_on_release: self.zero_on_release,
             max_retained_bytes: self.max_retained_bytes,
+            thread_cache_bytes,
+            reclaim_interval: self.reclaim_interval,
         })
     }
 }
@@ -209,12 +297,16 @@ fn check_classes(classes: &[usize]) -> Result<(), Error> {
 #[derive(Debug)]
 pub(crate) struct Config {
     pub(crate) classes: SizeClasses,
-    /// Per class, the base magazine capacity and the most a thread grows its
-    /// magazines to (`thread_cache`'s `Cold`: the capacity for
-    /// [`MAGAZINE_GROWTH`] times the budget); both in `1..=magazine_capacity`.
-    pub(crate) caps: Vec<(usize, usize)>,
+    /// Per class: its size as the weight, the base magazine capacity and the
+    /// most a thread grows its magazines to (the capacity for
+    /// [`MAGAZINE_GROWTH`] times the budget), both in
+    /// `1..=magazine_capacity`; or base 0 for a class above
+    /// [`THREAD_CACHED_FRACTION`] of the thread bound.
+    pub(crate) specs: Vec<ClassSpec>,
     pub(crate) zero_on_release: bool,
     pub(crate) max_retained_bytes: usize,
+    pub(crate) thread_cache_bytes: usize,
+    pub(crate) reclaim_interval: Option<Duration>,
 }
 
 #[cfg(all(test, not(loom)))]
@@ -229,10 +321,16 @@ mod tests {
     fn defaults() {
         let c = Builder::default().validate().unwrap();
         assert_eq!(c.classes.sizes(), &DEFAULT_SIZE_CLASSES);
-        let (base, max): (Vec<_>, Vec<_>) = c.caps.iter().copied().unzip();
-        assert_eq!(base, [32, 32, 32, 32, 16, 4, 1, 1, 1]);
-        assert_eq!(max, [32, 32, 32, 32, 32, 16, 4, 1, 1]);
+        let base: Vec<_> = c.specs.iter().map(|s| s.base).collect();
+        let max: Vec<_> = c.specs.iter().map(|s| s.max).collect();
+        // 4 MiB and 16 MiB are above an eighth of the 8 MiB thread bound.
+        assert_eq!(base, [32, 32, 32, 32, 16, 4, 1, 0, 0]);
+        assert_eq!(max, [32, 32, 32, 32, 32, 16, 4, 0, 0]);
+        assert!(c.specs.iter().all(|s| s.pooled));
         assert!(c.zero_on_release);
+        // The base magazines of every thread-cached class fit the bound.
+        let base_bytes: usize = c.specs.iter().map(|s| 2 * s.base * s.weight).sum();
+        assert!(base_bytes <= DEFAULT_THREAD_CACHE_BYTES, "{base_bytes}");
     }
 
     #[test]
@@ -271,6 +369,20 @@ mod tests {
             Error::MagazineCapacityTooLarge { capacity: MAX_MAGAZINE_CAPACITY + 1, max: MAX_MAGAZINE_CAPACITY }
         );
         let c = b().magazine_capacity(1).validate().unwrap();
-        assert!(c.caps.iter().all(|&n| n == (1, 1)));
+        assert!(c.specs.iter().all(|s| (s.base, s.max) == (1, 1) || (s.base, s.max) == (0, 0)));
+    }
+
+    #[test]
+    fn bad_thread_cache_and_interval() {
+        let b = Builder::default;
+        assert_eq!(err(b().thread_cache_bytes(511)), Error::ThreadCacheTooSmall { bytes: 511, smallest: 512 });
+        assert_eq!(err(b().reclaim_interval(Duration::ZERO)), Error::ZeroReclaimInterval);
+        // 0: no thread caching, every class through the depot.
+        let c = b().thread_cache_bytes(0).validate().unwrap();
+        assert!(c.specs.iter().all(|s| s.base == 0 && s.pooled));
+        // Just the smallest class: one 512-byte buffer fits, but the class is
+        // above an eighth of the bound, so it too goes through the depot.
+        assert!(b().thread_cache_bytes(512).validate().unwrap().specs.iter().all(|s| s.base == 0));
+        assert!(b().reclaim_interval(Duration::from_nanos(1)).validate().is_ok());
     }
 }

@@ -16,11 +16,12 @@
 
 use std::fmt;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crate::buffer::block::Block;
 use crate::buffer::builder::{Builder, Config};
 use crate::buffer::size_class::SizeClasses;
-use crate::cache::{local, Caches, LivePool};
+use crate::cache::{local, reclaim, Caches, ClassSpec, LivePool};
 use crate::stats::{ClassStats, Stats};
 use crate::{Buf, Error};
 
@@ -49,17 +50,22 @@ pub(crate) const POISON: u8 = 0xA5;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Pool {
-    shared: Arc<Shared>,
     /// This pool's entry in the registry of live pools (`local.rs`).
     id: u64,
+    /// Copies of what a get needs, inline: the hot path reads them with no
+    /// pointer to follow (and never dereferences `shared`).
+    zero_on_release: bool,
+    classes: SizeClasses,
+    shared: Arc<Shared>,
 }
 
 /// What a [`Pool`] owns. `Pool` holds the one lasting strong reference; the
 /// registry of live pools holds the only `Weak` one (`local.rs`).
 struct Shared {
     classes: SizeClasses,
-    zero_on_release: bool,
     max_retained_bytes: usize,
+    thread_cache_bytes: usize,
+    reclaim_interval: Option<Duration>,
     /// Classes `0..n` and the oversized pseudo-class `n`.
     caches: Caches<Block>,
 }
@@ -88,16 +94,22 @@ impl Pool {
     }
 
     pub(crate) fn from_config(config: Config) -> Pool {
-        let sizes = config.classes.sizes().iter().copied().chain([0]);
-        let caps = config.caps.iter().copied().chain([(0, 0)]);
-        let shared = Arc::new(Shared {
-            caches: Caches::new(sizes.zip(caps), config.max_retained_bytes),
-            zero_on_release: config.zero_on_release,
-            max_retained_bytes: config.max_retained_bytes,
-            classes: config.classes,
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
+            let id = local::add_pool(weak.clone());
+            let specs = config.specs.iter().copied().chain([ClassSpec::UNPOOLED]);
+            Shared {
+                caches: Caches::new(id, specs, config.thread_cache_bytes, config.max_retained_bytes),
+                max_retained_bytes: config.max_retained_bytes,
+                thread_cache_bytes: config.thread_cache_bytes,
+                reclaim_interval: config.reclaim_interval,
+                classes: config.classes.clone(),
+            }
         });
-        let weak: Weak<dyn LivePool> = Arc::downgrade(&shared) as Weak<Shared>;
-        Pool { id: local::add_pool(weak), shared }
+        let id = shared.caches.id();
+        if let Some(every) = config.reclaim_interval {
+            reclaim::every(id, every);
+        }
+        Pool { id, zero_on_release: config.zero_on_release, classes: config.classes, shared }
     }
 
     /// A buffer of `len` bytes: zeroes with the default
@@ -165,18 +177,29 @@ impl Pool {
 
     /// The size classes, smallest first.
     pub fn size_classes(&self) -> &[usize] {
-        self.shared.classes.sizes()
+        self.classes.sizes()
     }
 
     /// Whether released buffers are zeroed before reuse
     /// ([`Builder::zero_on_release`]).
     pub fn zero_on_release(&self) -> bool {
-        self.shared.zero_on_release
+        self.zero_on_release
     }
 
     /// The most bytes the depot keeps.
     pub fn max_retained_bytes(&self) -> usize {
         self.shared.max_retained_bytes
+    }
+
+    /// The most one thread caches ([`Builder::thread_cache_bytes`]).
+    pub fn thread_cache_bytes(&self) -> usize {
+        self.shared.thread_cache_bytes
+    }
+
+    /// The background reclaimer's interval for this pool, if it has one
+    /// ([`Builder::reclaim_interval`]).
+    pub fn reclaim_interval(&self) -> Option<Duration> {
+        self.shared.reclaim_interval
     }
 
     /// Counters summed over every thread, now. Exact when no get or release is
@@ -189,10 +212,44 @@ impl Pool {
         self.shared.stats()
     }
 
-    /// Frees what the depot and the calling thread's cache hold (other threads'
-    /// caches are theirs to keep). Buffers in use are unaffected.
+    /// Frees what the depot and the calling thread's cache hold to the
+    /// global allocator (other threads' caches are left alone, and the
+    /// allocator may keep the memory: see [`reclaim_idle`](Pool::reclaim_idle)
+    /// for both). Buffers in use are unaffected.
     pub fn trim(&self) {
-        self.shared.caches.trim(self.id);
+        self.shared.caches.trim();
+    }
+
+    /// Gives back to the allocator what nobody needed since the last call,
+    /// and returns how many bytes of buffers it freed:
+    ///
+    /// - per class, as many of the depot's magazines as it never went below
+    ///   since the last call (the depot's working set, after Bonwick & Adams;
+    ///   a load that keeps using them loses none);
+    /// - the caches of threads that made no get or release in this pool
+    ///   since the last call, taken without their help (on Linux, with
+    ///   `membarrier`; elsewhere idle threads keep their caches).
+    ///
+    /// Called at a steady interval (by hand, or with
+    /// [`Builder::reclaim_interval`]), memory taken in a burst falls back to
+    /// what the load uses within two intervals. The memory goes back to the
+    /// operating system too: on glibc, which keeps freed memory in its
+    /// heaps, magpool then asks it to return free pages (`malloc_trim`).
+    ///
+    /// Cost: a walk of the depot and of every thread's counters, one system
+    /// call when some thread is idle, and the frees; nothing on any other
+    /// thread's get/release path, which gains no atomic read-modify-write,
+    /// fence or lock for it.
+    ///
+    /// ```
+    /// let pool = magpool::Pool::new();
+    /// drop((0..100).map(|_| pool.get(64 << 10)).collect::<Vec<_>>()); // a burst
+    /// pool.reclaim_idle(); // starts the interval
+    /// let freed = pool.reclaim_idle(); // nothing was used since: freed
+    /// assert!(freed > 0);
+    /// ```
+    pub fn reclaim_idle(&self) -> usize {
+        self.shared.reclaim_idle()
     }
 
     // === the get and release paths ===
@@ -200,13 +257,12 @@ impl Pool {
     /// Finds a block for `size` bytes, wiped when zeroing is on: the hot path.
     #[inline(always)]
     pub(crate) fn take(&self, size: usize) -> Result<(Block, usize), Error> {
-        let s = &*self.shared;
-        let class = s.classes.class_of(size);
-        let mut block = match s.caches.pop(self.id, class) {
+        let class = self.classes.class_of(size);
+        let mut block = match self.shared.caches.pop(self.id, class) {
             Some(block) => block,
             None => self.take_slow(size, class)?,
         };
-        if s.zero_on_release {
+        if self.zero_on_release {
             block.wipe();
         }
         Ok((block, class))
@@ -218,16 +274,15 @@ impl Pool {
         if size == 0 {
             return Ok(Block::empty());
         }
-        let s = &*self.shared;
-        let block_size = if class < s.classes.len() { s.classes.size(class) } else { size };
-        s.caches.pop_slow(self.id, class, || Block::new_zeroed(block_size))
+        let block_size = if class < self.classes.len() { self.classes.size(class) } else { size };
+        self.shared.caches.pop_slow(class, || Block::new_zeroed(block_size))
     }
 
     /// Takes back a block of `class`, dirty up to its mark: the hot path of
     /// every `Buf` drop. Writes nothing into the block (with zeroing on).
     #[inline]
     pub(crate) fn release(&self, mut block: Block, class: usize) {
-        if cfg!(debug_assertions) && !self.shared.zero_on_release {
+        if cfg!(debug_assertions) && !self.zero_on_release {
             block.poison(POISON);
         }
         // The oversized class has a placeholder magazine: always full.
@@ -242,7 +297,7 @@ impl Pool {
         if block.size() == 0 {
             return; // an empty buffer: never counted
         }
-        self.shared.caches.push_slow(self.id, class, block);
+        self.shared.caches.push_slow(class, block);
     }
 }
 
@@ -256,7 +311,17 @@ impl Shared {
         };
         let classes = (0..n).map(|c| class(c, self.classes.size(c))).collect();
         let oversized = ClassStats::from_reading(0, self.caches.reading(n), (0, 0));
-        Stats::from_classes(classes, oversized, self.caches.depot_bytes())
+        Stats::from_classes(classes, oversized, self.caches.depot_weight(), self.caches.reclaims())
+    }
+
+    /// The body of [`Pool::reclaim_idle`].
+    fn reclaim_idle(&self) -> usize {
+        let freed = self.caches.reclaim_idle();
+        let bytes = (0..self.classes.len()).map(|c| freed[c] as usize * self.classes.size(c)).sum();
+        if bytes > 0 {
+            Block::return_free_memory();
+        }
+        bytes
     }
 }
 
@@ -267,6 +332,10 @@ impl LivePool for Shared {
 
     fn stats(&self) -> Stats {
         Shared::stats(self)
+    }
+
+    fn reclaim_idle(&self) -> usize {
+        Shared::reclaim_idle(self)
     }
 }
 
@@ -293,6 +362,9 @@ impl Drop for Pool {
     /// until its flush ends, and the last of them frees it.
     fn drop(&mut self) {
         local::remove_pool(self.id);
+        if self.shared.reclaim_interval.is_some() {
+            reclaim::stop(self.id);
+        }
     }
 }
 
@@ -306,8 +378,10 @@ impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("size_classes", &self.size_classes())
-            .field("zero_on_release", &self.shared.zero_on_release)
+            .field("zero_on_release", &self.zero_on_release)
             .field("max_retained_bytes", &self.shared.max_retained_bytes)
+            .field("thread_cache_bytes", &self.shared.thread_cache_bytes)
+            .field("reclaim_interval", &self.shared.reclaim_interval)
             .finish_non_exhaustive()
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! # Invariants
 //!
-//! - `sizes` is non-empty, strictly increasing, has at most [`MAX_CLASSES`]
-//!   entries, and every size fits an allocation (checked by the builder).
+//! - `sizes[..len]` is non-empty, strictly increasing, has at most
+//!   [`MAX_CLASSES`] entries, and every size fits an allocation (checked by
+//!   the builder); `sizes[len..]` are `usize::MAX`, so the lookup's scan stops
+//!   at `len` with no bounds check of its own.
 //! - `first[b]` is the index of the first class that can hold some length in
 //!   the power-of-two bucket `b`, that is lengths in `(2^(b-1), 2^b]`; it is
 //!   `sizes.len()` (oversized) when no class can.
@@ -17,13 +19,17 @@ pub const MAX_CLASSES: usize = 64;
 /// Number of power-of-two buckets: lengths 1..=usize::MAX need 0..=64 bits.
 const BUCKETS: usize = usize::BITS as usize + 1;
 
-/// A validated, sorted table of size classes with an O(1) lookup.
+/// A validated, sorted table of size classes with an O(1) lookup, held
+/// inline (no pointer to follow: a pool keeps it in its handle, so a get
+/// reaches it with no dependent load).
 #[derive(Clone, Debug)]
 pub(crate) struct SizeClasses {
-    /// Class sizes in bytes, strictly increasing.
-    sizes: Box<[usize]>,
     /// `first[b]`: first class index worth checking for a length in bucket `b`.
     first: [u8; BUCKETS],
+    /// Number of classes.
+    len: u8,
+    /// Class sizes in bytes, strictly increasing, then `usize::MAX`.
+    sizes: [usize; MAX_CLASSES + 1],
 }
 
 impl SizeClasses {
@@ -38,19 +44,21 @@ impl SizeClasses {
             let index = sizes.iter().position(|&s| s >= lowest).unwrap_or(sizes.len());
             *slot = index as u8; // MAX_CLASSES < 256
         }
-        SizeClasses { sizes: sizes.into(), first }
+        let mut table = [usize::MAX; MAX_CLASSES + 1];
+        table[..sizes.len()].copy_from_slice(sizes);
+        SizeClasses { first, len: sizes.len() as u8, sizes: table }
     }
 
     /// Class sizes in bytes, smallest first.
     #[inline]
     pub(crate) fn sizes(&self) -> &[usize] {
-        &self.sizes
+        &self.sizes[..self.len()]
     }
 
     /// Number of classes; also the index that means "oversized".
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.sizes.len()
+        usize::from(self.len)
     }
 
     /// Size of class `index` in bytes.
@@ -71,7 +79,8 @@ impl SizeClasses {
         // (classes are below isize::MAX): 0 maps to "no class" for free.
         let bucket = (usize::BITS - len.wrapping_sub(1).leading_zeros()) as usize;
         let mut index = self.first[bucket] as usize;
-        while index < self.sizes.len() && self.sizes[index] < len {
+        // Stops at `len()` at the latest: the sentinel is `usize::MAX`.
+        while self.sizes[index] < len {
             index += 1;
         }
         index

@@ -1,37 +1,38 @@
 //! [`Caches`]: the generic layer of one pool: every thread's [`ThreadCache`],
-//! the [`Depot`] behind them, and the counters of work done outside any cache.
-//! A pool routes each get and release here with a class index; what an item
-//! is, how it is made and what it weighs are the pool's business.
+//! the [`Depot`] behind them, the counters of work done outside any cache,
+//! and the reclaim of what nobody needs. A pool routes each get and release
+//! here with a class index; what an item is, how it is made and what it
+//! weighs are the pool's business.
 //!
 //! # Invariants
 //!
-//! - A slot's cache is used only by the thread whose serial is in its `owner`.
-//!   A thread claims a slot (`0 → serial`, Acquire) before its first use, and
-//!   its exit hook flushes the slot and releases it (`serial → 0`, Release)
+//! - A slot's cache is touched only inside an owner access of the thread
+//!   whose serial is in its [`Owner`], or by a reclaimer that holds it
+//!   (`owner.rs`). A thread claims a slot (`0 → serial`) before its first
+//!   use, and its exit hook flushes the slot and releases it (`serial → 0`)
 //!   after its last, so each owner's accesses happen after the previous
-//!   owner's. A thread finds its slot through its own thread-local record
-//!   (`local.rs`); a thread without one claims a free slot from the list
-//!   (`slots.rs`), or adds one.
-//! - The thread's slot hint (`local::current`) holds the [`Hot`] address of a
-//!   slot's cache only while the thread owns the slot (`local.rs`), so a hint
-//!   hit needs no other check.
-//! - `caps` has one entry per class; a class with base capacity 0 is never
-//!   cached (its items are made on every get and dropped on every release).
+//!   owner's. A thread finds its slot through its hint, else its own
+//!   thread-local record (`local.rs`); a thread without one claims a free
+//!   slot from the list (`slots.rs`), or adds one.
+//! - Every owner access is bracketed by the thread's `in_op` flag
+//!   (`ThreadState::begin`/`end`) and contains only moves: items are made
+//!   and dropped, and the allocator called, between accesses.
+//! - `specs` has one entry per class.
 //!
 //! Called by the pools: `pop`/`push` on every get and release, the rest on
-//! slow paths, at thread exit and from `stats()`.
+//! slow paths, at thread exit, from `stats()` and from the reclaimer.
 
 use std::ptr;
 
 use crate::cache::counters::{ClassCounters, Reading};
 use crate::cache::depot::Depot;
+use crate::cache::exchange::{self, Access, Exclusive, Flush};
 use crate::cache::local::{self, SlotAddr};
+use crate::cache::owner::Owner;
 use crate::cache::slots::Slots;
-use crate::cache::thread_cache::{Hot, ThreadCache};
-use crate::sync::atomic::{
-    AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
-};
+use crate::cache::thread_cache::{ClassSpec, Hot, ThreadCache};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use crate::sync::barrier;
 
 /// Every thread's cache of one pool, and the depot.
 ///
@@ -39,56 +40,86 @@ use crate::sync::atomic::{
 ///
 /// See the module docs.
 pub(crate) struct Caches<T: Send + 'static> {
+    /// The pool's id in the registry of live pools (`local.rs`).
+    id: u64,
     depot: Depot<T>,
-    /// Base and maximum magazine capacity per class.
-    caps: Box<[(usize, usize)]>,
+    specs: Box<[ClassSpec]>,
+    /// The most weight of magazines one thread's cache may hold.
+    budget: usize,
     /// Every thread's slot; a slot's address never changes while the pool
     /// lives.
     slots: Slots<Slot<T>>,
-    /// Counters for work done without a cache (thread teardown, depot trim).
+    /// Counters for work done without a cache (thread teardown, depot trim,
+    /// reclaim), written by any thread with read-modify-writes.
     remote: Box<[ClassCounters]>,
+    /// Calls of [`reclaim_idle`](Self::reclaim_idle).
+    reclaims: AtomicU64,
 }
 
 /// One thread's state in one pool.
 struct Slot<T: Send + 'static> {
     cache: ThreadCache<T>,
-    /// Serial of the thread that owns `cache`, 0 while none does (see the
-    /// module invariants for how ownership passes).
-    owner: AtomicU64,
+    owner: Owner,
+    /// The reclaimer's: the owner's gets and puts when it last looked, and
+    /// whether it took the cache since they last moved.
+    seen: AtomicU64,
+    taken: AtomicBool,
 }
 
 impl<T: Send + 'static> std::fmt::Debug for Caches<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caches").field("caps", &self.caps).finish_non_exhaustive()
+        f.debug_struct("Caches")
+            .field("id", &self.id)
+            .field("specs", &self.specs)
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
     }
 }
 
 impl<T: Send + 'static> Caches<T> {
-    /// Caches for classes whose items weigh `item_bytes` against the depot's
-    /// `limit`, with the given (base, maximum) magazine capacities.
-    pub(crate) fn new(classes: impl IntoIterator<Item = (usize, (usize, usize))>, limit: usize) -> Self {
-        let (item_bytes, caps): (Vec<usize>, Vec<(usize, usize)>) = classes.into_iter().unzip();
+    /// The layer of pool `id`: classes of the given specs, one thread's
+    /// magazines weighing at most `budget`, the depot at most `limit`.
+    pub(crate) fn new(id: u64, specs: impl IntoIterator<Item = ClassSpec>, budget: usize, limit: usize) -> Self {
+        let specs: Box<[ClassSpec]> = specs.into_iter().collect();
         Caches {
-            remote: caps.iter().map(|_| ClassCounters::default()).collect(),
-            depot: Depot::new(item_bytes, limit),
-            caps: caps.into(),
+            id,
+            remote: specs.iter().map(|_| ClassCounters::default()).collect(),
+            depot: Depot::new(specs.iter().map(|s| s.weight), limit),
+            specs,
+            budget,
             slots: Slots::new(),
+            reclaims: AtomicU64::new(0),
         }
+    }
+
+    /// The pool's id in the registry of live pools.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Number of classes.
     pub(crate) fn classes(&self) -> usize {
-        self.caps.len()
+        self.specs.len()
     }
 
     /// Pops the calling thread's loaded magazine of `class`, if the thread's
-    /// hint has its cache for pool `id`: the hot path of a get.
+    /// hint has its cache for pool `id` (the pool's own id, passed from
+    /// where the pool keeps it inline): the hot path of a get.
     #[inline(always)]
     pub(crate) fn pop(&self, id: u64, class: usize) -> Option<T> {
-        let cache = self.hinted(id)?;
-        // SAFETY: `hinted` returns the cache of a live slot the calling
-        // thread owns; the pool passes a class below `classes()`.
-        unsafe { cache.pop(class) }
+        local::with_thread(|thread| {
+            thread.begin();
+            let item = match thread.hint(id) {
+                // SAFETY: a hint hit inside an access: this thread owns the
+                // slot and no reclaimer holds it (`owner.rs`); the slot lives
+                // in `self.slots`, which never frees one before it drops; the
+                // pool passes a class below `classes()`.
+                Some(addr) => unsafe { Hot::<T>::from_addr(addr).pop(class) },
+                None => None,
+            };
+            thread.end();
+            item
+        })
     }
 
     /// Pushes onto the calling thread's loaded magazine of `class`, or hands
@@ -96,31 +127,39 @@ impl<T: Send + 'static> Caches<T> {
     /// release.
     #[inline(always)]
     pub(crate) fn push(&self, id: u64, class: usize, item: T) -> Result<(), T> {
-        match self.hinted(id) {
-            // SAFETY: as in `pop`.
-            Some(cache) => unsafe { cache.push(class, item) },
-            None => Err(item),
-        }
+        local::with_thread(|thread| {
+            thread.begin();
+            let pushed = match thread.hint(id) {
+                // SAFETY: as in `pop`.
+                Some(addr) => unsafe { Hot::<T>::from_addr(addr).push(class, item) },
+                None => Err(item),
+            };
+            thread.end();
+            pushed
+        })
     }
 
     /// A get after [`pop`](Self::pop) missed: the thread's magazines, the
-    /// depot, or else `make`. Without a cache (thread teardown) it makes.
+    /// depot, or else `make`, which runs outside every access. Without a
+    /// cache (thread teardown) it makes.
     ///
     /// # Errors
     ///
     /// Whatever `make` returns; nothing is counted then.
     #[cold]
     #[inline(never)]
-    pub(crate) fn pop_slow<E>(&self, id: u64, class: usize, make: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
-        match self.local_slot(id) {
-            // The hint may have missed with items cached: try the magazine
-            // first, as the hot path would have.
-            // SAFETY: `local_slot` returns a slot the calling thread owns.
-            Some(slot) => match unsafe { slot.cache.pop_local(class) } {
-                Some(item) => Ok(item),
-                // SAFETY: as above.
-                None => unsafe { slot.cache.pop_slow(class, &self.depot, make) },
-            },
+    pub(crate) fn pop_slow<E>(&self, class: usize, make: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        match self.access() {
+            Some(access) => {
+                let counters = access.slot.cache.counters(class);
+                if let Some(item) = exchange::get_slow(&access, counters, class, &self.depot) {
+                    return Ok(item);
+                }
+                let item = make()?;
+                counters.allocations.bump_local(1);
+                counters.gets.bump_local(1);
+                Ok(item)
+            }
             None => {
                 let item = make()?;
                 self.remote[class].allocations.bump_shared(1);
@@ -131,18 +170,16 @@ impl<T: Send + 'static> Caches<T> {
     }
 
     /// A release after [`push`](Self::push) handed the item back: the
-    /// thread's magazines, the depot, or else the item is dropped.
+    /// thread's magazines, the depot, or else the item is dropped (outside
+    /// every access).
     #[cold]
     #[inline(never)]
-    pub(crate) fn push_slow(&self, id: u64, class: usize, item: T) {
-        match self.local_slot(id) {
-            // As in `pop_slow`: the magazine may have room after a hint miss.
-            // SAFETY: `local_slot` returns a slot the calling thread owns.
-            Some(slot) => match unsafe { slot.cache.push_local(class, item) } {
-                Ok(()) => {}
-                // SAFETY: as above.
-                Err(item) => unsafe { slot.cache.push_slow(class, item, &self.depot) },
-            },
+    pub(crate) fn push_slow(&self, class: usize, item: T) {
+        match self.access() {
+            Some(access) => {
+                let counters = access.slot.cache.counters(class);
+                exchange::put_slow(&access, counters, class, item, &self.depot);
+            }
             None => {
                 drop(item);
                 self.remote[class].puts.bump_shared(1);
@@ -152,16 +189,61 @@ impl<T: Send + 'static> Caches<T> {
     }
 
     /// Frees what the depot and the calling thread's cache hold.
-    pub(crate) fn trim(&self, id: u64) {
-        if let Some(slot) = self.local_slot(id) {
-            // SAFETY: `local_slot` returns a slot the calling thread owns.
-            unsafe { slot.cache.drain() };
+    pub(crate) fn trim(&self) {
+        if let Some(access) = self.access() {
+            let cache = &access.slot.cache;
+            exchange::flush(&access, &self.depot, Flush::Free, |class, _, dropped| {
+                cache.counters(class).discarded.bump_local(dropped);
+                cache.counters(class).trimmed.bump_local(dropped);
+            });
         }
         for class in 0..self.classes() {
             let freed = self.depot.drain(class);
             self.remote[class].discarded.bump_shared(freed);
             self.remote[class].trimmed.bump_shared(freed);
         }
+    }
+
+    /// Frees what nobody needed since the last call: per class, the depot's
+    /// magazines below its low-water mark (`depot.rs`), and the caches of
+    /// threads that made no get or release in the pool since the last call,
+    /// taken from them without their help (`owner.rs`; where no heavy
+    /// barrier exists, idle threads keep their caches). Returns the items
+    /// freed per class.
+    pub(crate) fn reclaim_idle(&self) -> Vec<u64> {
+        self.reclaims.fetch_add(1, Relaxed);
+        let mut freed: Vec<u64> = (0..self.classes()).map(|class| self.depot.reclaim(class)).collect();
+        if barrier::available() {
+            let held: Vec<_> = self
+                .slots
+                .iter()
+                .filter(|slot| slot.went_idle())
+                .filter_map(|slot| Some((slot, slot.owner.revoke(self.id)?)))
+                .collect();
+            if !held.is_empty() && barrier::heavy() {
+                for (slot, revoked) in &held {
+                    if revoked.idle() {
+                        // SAFETY: the cache is ours alone until `revoked` drops
+                        // (`owner.rs`).
+                        let held = unsafe { Exclusive::new(&slot.cache) };
+                        exchange::flush(&held, &self.depot, Flush::Free, |class, _, dropped| {
+                            freed[class] += dropped;
+                        });
+                        slot.taken.store(true, Relaxed);
+                    }
+                }
+            }
+        }
+        for (class, &items) in freed.iter().enumerate() {
+            self.remote[class].discarded.bump_shared(items);
+            self.remote[class].reclaimed.bump_shared(items);
+        }
+        freed
+    }
+
+    /// Calls of [`reclaim_idle`](Self::reclaim_idle) so far.
+    pub(crate) fn reclaims(&self) -> u64 {
+        self.reclaims.load(Relaxed)
     }
 
     /// Every thread's counters of `class`, summed the safe way
@@ -175,24 +257,30 @@ impl<T: Send + 'static> Caches<T> {
         self.depot.magazines(class)
     }
 
-    /// Item bytes the depot holds, all classes.
-    pub(crate) fn depot_bytes(&self) -> usize {
+    /// Item weight the depot holds, all classes.
+    pub(crate) fn depot_weight(&self) -> usize {
         self.depot.retained_bytes()
     }
 
     /// The exit hook's flush of the slot this thread registered (`local.rs`):
     /// gives its cache to the depot and releases the slot, if thread `serial`
-    /// still owns it.
+    /// still owns it. One pin for the whole flush (the thread's own epoch
+    /// handle may be gone by now, and each pin would register anew).
     pub(crate) fn flush_at_exit(&self, slot: SlotAddr, serial: u64) {
         // SAFETY: the hook passes the address this thread registered for this
         // pool, a slot in `self.slots`, alive as long as `self` (which the
         // hook holds an `Arc` to).
         let slot = unsafe { &*slot.cast::<Slot<T>>() };
-        if slot.owner.load(Relaxed) == serial {
-            // SAFETY: thread `serial`, the caller, owns the slot.
-            unsafe { slot.cache.flush(&self.depot) };
-            slot.owner.store(0, Release);
+        if !slot.owner.owned_by(serial) {
+            return;
         }
+        let access = OwnerAccess { slot, serial, id: self.id };
+        let _pinned = self.depot.pin();
+        exchange::flush(&access, &self.depot, Flush::ToDepot, |class, spilled, dropped| {
+            slot.cache.counters(class).spills.bump_local(spilled);
+            slot.cache.counters(class).discarded.bump_local(dropped);
+        });
+        slot.owner.release(serial);
     }
 
     /// Number of slots (threads that hold one now, or held one before).
@@ -201,48 +289,75 @@ impl<T: Send + 'static> Caches<T> {
         self.slots.iter().count()
     }
 
-    /// The cache of the slot the calling thread owns in pool `id`, if its
-    /// hint has it: the hot path's one thread-local load.
-    #[inline(always)]
-    fn hinted(&self, id: u64) -> Option<Hot<T>> {
-        let addr = local::current(id)?;
-        // The slot lives in `self.slots`, which never moves or frees a value
-        // before it drops, and the pool's `&self` keeps `self` alive.
-        // SAFETY: so the slot is alive, and the hint maps pool `id` to its
-        // `Hot` address only while this thread owns it (`local.rs`).
-        Some(unsafe { Hot::from_addr(addr) })
-    }
-
-    /// The slot the calling thread owns in pool `id`, claimed (and registered
-    /// for the exit flush) if needed. `None` once the thread is exiting (work
-    /// then bypasses caches). Safe at any point of thread teardown: it asks
-    /// no other crate for a thread id.
-    fn local_slot(&self, id: u64) -> Option<&Slot<T>> {
+    /// An owner access to the slot the calling thread owns in this pool,
+    /// claimed (and registered for the exit flush) if needed. `None` once
+    /// the thread is exiting (work then bypasses caches). Safe at any point
+    /// of thread teardown: it asks no other crate for a thread id.
+    fn access(&self) -> Option<OwnerAccess<'_, T>> {
         let serial = local::claim_serial()?;
-        let slot = match local::registered(id) {
-            // SAFETY: the thread registered this address for this pool: a
-            // slot in `self.slots`, which lives as long as `self`, and which
-            // the thread owns until its exit hook releases it.
+        let id = self.id;
+        let slot = match local::with_thread(|thread| thread.hinted_slot(id)).or_else(|| local::registered(id)) {
+            // SAFETY: the hint or the thread's record holds this pool's slot
+            // that the thread owns: a slot in `self.slots`, alive as long as
+            // `self`, which the thread owns until its exit hook releases it.
             Some(addr) => unsafe { &*addr.cast::<Slot<T>>() },
             None => {
-                let slot = self.slots.claim(
-                    // Load first: a failed compare-exchange would still take
-                    // the owned slot's cache line from its owner.
-                    |free| {
-                        free.owner.load(Relaxed) == 0
-                            && free.owner.compare_exchange(0, serial, Acquire, Relaxed).is_ok()
-                    },
-                    || Slot { cache: ThreadCache::new(self.caps.iter().copied()), owner: AtomicU64::new(serial) },
-                );
+                let slot = local::with_thread(|thread| {
+                    self.slots.claim(
+                        |free| free.owner.try_claim(serial, thread),
+                        || Slot {
+                            cache: ThreadCache::new(self.specs.iter().copied(), self.budget),
+                            owner: Owner::new(serial, thread),
+                            seen: AtomicU64::new(u64::MAX),
+                            taken: AtomicBool::new(false),
+                        },
+                    )
+                });
                 if !local::register(id, ptr::from_ref(slot).cast()) {
-                    slot.owner.store(0, Release);
+                    slot.owner.release(serial);
                     return None;
                 }
                 slot
             }
         };
-        debug_assert_eq!(slot.owner.load(Relaxed), serial);
-        local::remember(id, slot.cache.hot().addr());
-        Some(slot)
+        debug_assert!(slot.owner.owned_by(serial));
+        Some(OwnerAccess { slot, serial, id })
+    }
+}
+
+impl<T: Send + 'static> Slot<T> {
+    /// The reclaimer's look at an owned slot: `true` when its owner made no
+    /// get or release since the last look and its cache was not taken since.
+    fn went_idle(&self) -> bool {
+        let activity = (0..self.cache.len()).fold(0u64, |sum, class| {
+            let c = self.cache.counters(class);
+            sum.wrapping_add(c.gets.get()).wrapping_add(c.puts.get())
+        });
+        if self.seen.swap(activity, Relaxed) != activity {
+            self.taken.store(false, Relaxed);
+            return false;
+        }
+        !self.taken.load(Relaxed)
+    }
+}
+
+/// An owner access to a slot the calling thread owns.
+struct OwnerAccess<'a, T: Send + 'static> {
+    slot: &'a Slot<T>,
+    serial: u64,
+    id: u64,
+}
+
+impl<T: Send + 'static> Access<T> for OwnerAccess<'_, T> {
+    fn with<R>(&self, f: impl FnOnce(&ThreadCache<T>) -> R) -> R {
+        local::with_thread(|thread| {
+            thread.begin();
+            self.slot.owner.settle(self.serial);
+            let r = f(&self.slot.cache);
+            // Refills a hint that missed, or that a reclaimer revoked.
+            thread.remember(self.id, self.slot.cache.hot().addr(), ptr::from_ref(self.slot).cast());
+            thread.end();
+            r
+        })
     }
 }

@@ -66,6 +66,8 @@ pub(crate) struct ClassCounters {
     pub(crate) refills: Counter,
     /// Full magazines given to the depot.
     pub(crate) spills: Counter,
+    /// Of `discarded`, those freed by a reclaim of idle memory.
+    pub(crate) reclaimed: Counter,
 }
 
 /// A point-in-time view of one counters set, read puts-first.
@@ -78,6 +80,7 @@ pub(crate) struct Reading {
     pub(crate) trimmed: u64,
     pub(crate) refills: u64,
     pub(crate) spills: u64,
+    pub(crate) reclaimed: u64,
 }
 
 impl Reading {
@@ -90,7 +93,7 @@ impl Reading {
         I: Iterator<Item = &'a ClassCounters>,
     {
         let mut r = Reading::default();
-        if cfg!(magpool_mutant = "stats_gets_first") {
+        if cfg!(all(loom, magpool_mutant = "stats_gets_first")) {
             sets().for_each(|c| r.add_get_side(c));
             sets().for_each(|c| r.add_put_side(c));
         } else {
@@ -106,6 +109,7 @@ impl Reading {
         self.discarded = self.discarded.wrapping_add(c.discarded.get());
         self.trimmed = self.trimmed.wrapping_add(c.trimmed.get());
         self.spills = self.spills.wrapping_add(c.spills.get());
+        self.reclaimed = self.reclaimed.wrapping_add(c.reclaimed.get());
     }
 
     /// Adds the "get side" of `c`. Call after every `add_put_side` of a sum.

@@ -10,16 +10,24 @@
 //!   their nodes through one [`Shells`]: a popped node is reused only after
 //!   every thread that could have read it has unpinned (no ABA, no
 //!   use-after-free), and magazine traffic makes no allocator call once warm.
-//! - `retained` is the number of item bytes in `full` stacks plus the bytes
+//! - `retained` is the weight of the items in `full` stacks plus the weight
 //!   reserved by pushes in flight; it never exceeds `limit`.
+//! - Per class and stack, `low` is at most the fewest magazines the stack
+//!   held since the last [`reclaim`](Depot::reclaim) (approximately: stack
+//!   lengths are read without a lock). Those magazines were not needed in
+//!   that interval: the working set of Bonwick & Adams §3.3.
+//! - Items are never dropped while a guard is held: what the depot frees is
+//!   collected under the pin and dropped after it, so an item's `Drop` never
+//!   runs inside an epoch critical section of magpool's collector.
 //!
-//! Called by the thread cache on refill and spill (slow paths only) and by the
-//! pool on `trim`. Knows nothing of bytes: items are opaque; `item_bytes` is
-//! only their weight against the retention limit.
+//! Called by the layer's slow paths (refill, spill, exit flush), by `trim`
+//! and by the reclaimer. Knows nothing of bytes: items are opaque; a class's
+//! `weight` is only how much one item counts against the retention limit.
 
 use crate::cache::magazine::Magazine;
 use crate::cache::stack::{Shells, Stack};
 use crate::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use crate::sync::epoch::{self, Guard};
 
 // === impl Depot ===
 
@@ -27,7 +35,7 @@ use crate::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 ///
 /// # Invariants
 ///
-/// See the module docs. `classes[c].item_bytes` is the weight of one item of
+/// See the module docs. `classes[c].weight` is the weight of one item of
 /// class `c` against `limit`.
 #[derive(Debug)]
 pub(crate) struct Depot<T: Send + 'static> {
@@ -36,43 +44,55 @@ pub(crate) struct Depot<T: Send + 'static> {
     limit: usize,
 }
 
+/// One class's stacks, on cache lines of their own (128 bytes, as
+/// crossbeam's `CachePadded` on x86_64), so that exchanges of two classes on
+/// two cores never contend for a line.
 #[derive(Debug)]
+#[repr(align(128))]
 struct DepotClass<T: Send + 'static> {
     full: Stack<Magazine<T>>,
     empty: Stack<Magazine<T>>,
-    item_bytes: usize,
+    /// Fewest magazines in `full` / `empty` since the last reclaim.
+    low_full: AtomicUsize,
+    low_empty: AtomicUsize,
+    weight: usize,
 }
 
 impl<T: Send + 'static> Depot<T> {
-    /// A depot for classes whose items weigh `item_bytes`, keeping at most
-    /// `limit` item bytes in full magazines.
-    pub(crate) fn new(item_bytes: impl IntoIterator<Item = usize>, limit: usize) -> Self {
+    /// A depot for classes whose items weigh `weights`, keeping at most
+    /// `limit` weight in full magazines.
+    pub(crate) fn new(weights: impl IntoIterator<Item = usize>, limit: usize) -> Self {
         let shells = Shells::new();
-        let classes = item_bytes
+        let classes = weights
             .into_iter()
-            .map(|item_bytes| DepotClass {
+            .map(|weight| DepotClass {
                 full: Stack::new(shells.clone()),
                 empty: Stack::new(shells.clone()),
-                item_bytes,
+                low_full: AtomicUsize::new(0),
+                low_empty: AtomicUsize::new(0),
+                weight,
             })
             .collect();
         Depot { classes, retained: AtomicUsize::new(0), limit }
     }
 
     fn weight(&self, class: usize, mag: &Magazine<T>) -> usize {
-        mag.len().saturating_mul(self.classes[class].item_bytes)
+        mag.len().saturating_mul(self.classes[class].weight)
     }
 
-    /// Pins the calling thread until the guard drops, so that the depot
-    /// operations meanwhile pin re-entrantly, without a fence each: an
-    /// exchange (a full magazine for an empty one) then costs one pin.
+    /// Pins the calling thread on magpool's collector: every operation below
+    /// takes the guard, so an exchange (a full magazine for an empty one)
+    /// costs one pin, and a thread's exit flush one pin in all.
     #[inline]
-    pub(crate) fn pin(&self) -> crate::sync::epoch::Guard {
-        crate::sync::epoch::pin()
+    pub(crate) fn pin(&self) -> Guard {
+        epoch::pin()
     }
 
-    pub(crate) fn pop_full(&self, class: usize) -> Option<Magazine<T>> {
-        let mag = self.classes[class].full.pop()?;
+    /// Takes the most recently stored full magazine. Lock-free.
+    pub(crate) fn pop_full(&self, class: usize, guard: &Guard) -> Option<Magazine<T>> {
+        let c = &self.classes[class];
+        let mag = c.full.pop(guard)?;
+        lower(&c.low_full, c.full.len());
         self.retained.fetch_sub(self.weight(class, &mag), Relaxed);
         mag.assert_valid();
         Some(mag)
@@ -82,17 +102,14 @@ impl<T: Send + 'static> Depot<T> {
     /// the depot over its retention limit. Lock-free.
     ///
     /// A placeholder (capacity 0) is always handed back: a refill must never
-    /// take one for a full magazine. A spill cannot pass one unless something
-    /// inside it panicked halfway, so this is a release-build guard on a
-    /// path that is already slow.
-    pub(crate) fn push_full(&self, class: usize, mag: Magazine<T>) -> Result<(), Magazine<T>> {
-        if mag.capacity() == 0 {
+    /// take one for a full magazine.
+    pub(crate) fn push_full(&self, class: usize, mag: Magazine<T>, guard: &Guard) -> Result<(), Magazine<T>> {
+        if mag.capacity() == 0 || mag.is_empty() {
             return Err(mag);
         }
-        debug_assert!(!mag.is_empty());
         mag.assert_valid();
         let bytes = self.weight(class, &mag);
-        let reserved = if cfg!(magpool_mutant = "depot_limit_check_then_add") {
+        let reserved = if cfg!(all(loom, magpool_mutant = "depot_limit_check_then_add")) {
             // The race the CAS loop below avoids: two spills both pass the check.
             match self.retained.load(Relaxed).checked_add(bytes) {
                 Some(total) if total <= self.limit => Ok(self.retained.fetch_add(bytes, Relaxed)),
@@ -106,7 +123,7 @@ impl<T: Send + 'static> Depot<T> {
         };
         match reserved {
             Ok(_) => {
-                self.classes[class].full.push(mag);
+                self.classes[class].full.push(mag, guard);
                 Ok(())
             }
             Err(_) => Err(mag),
@@ -114,32 +131,56 @@ impl<T: Send + 'static> Depot<T> {
     }
 
     /// Takes an empty magazine, if any. Lock-free.
-    pub(crate) fn pop_empty(&self, class: usize) -> Option<Magazine<T>> {
-        self.classes[class].empty.pop()
+    pub(crate) fn pop_empty(&self, class: usize, guard: &Guard) -> Option<Magazine<T>> {
+        let c = &self.classes[class];
+        let mag = c.empty.pop(guard)?;
+        lower(&c.low_empty, c.empty.len());
+        Some(mag)
     }
 
     /// Stores an empty magazine for reuse. Lock-free. A placeholder is
-    /// dropped instead (as in `push_full`): a spill must never take one for
-    /// an empty magazine with room.
-    pub(crate) fn push_empty(&self, class: usize, mag: Magazine<T>) {
+    /// dropped instead (it owns no allocation): a spill must never take one
+    /// for an empty magazine with room.
+    pub(crate) fn push_empty(&self, class: usize, mag: Magazine<T>, guard: &Guard) {
         debug_assert!(mag.is_empty());
         if mag.capacity() > 0 {
-            self.classes[class].empty.push(mag);
+            self.classes[class].empty.push(mag, guard);
         }
     }
 
     /// Frees every magazine of `class` and the items in them; returns how many
-    /// items were dropped.
+    /// items were dropped. The items drop after the depot unpins.
     pub(crate) fn drain(&self, class: usize) -> u64 {
-        let mut items = 0;
-        while let Some(mut mag) = self.pop_full(class) {
-            items += mag.clear() as u64;
-        }
-        while self.pop_empty(class).is_some() {}
+        self.free(class, usize::MAX, usize::MAX)
+    }
+
+    /// Frees what `class` did not need since the last call: as many full
+    /// magazines (with their items) and empty ones as each stack never went
+    /// below. Returns how many items were dropped. Steady traffic keeps its
+    /// working set: a stack that ran dry in the interval loses nothing.
+    pub(crate) fn reclaim(&self, class: usize) -> u64 {
+        let c = &self.classes[class];
+        let (full, empty) = (c.low_full.load(Relaxed), c.low_empty.load(Relaxed));
+        let items = self.free(class, full, empty);
+        // The next interval starts from what is left.
+        c.low_full.store(c.full.len(), Relaxed);
+        c.low_empty.store(c.empty.len(), Relaxed);
         items
     }
 
-    /// Item bytes held in full magazines, all classes.
+    /// Pops up to `full` full and `empty` empty magazines of `class` under
+    /// one pin, then drops them (and their items) after it.
+    fn free(&self, class: usize, full: usize, empty: usize) -> u64 {
+        let mut popped = Vec::new();
+        {
+            let guard = self.pin();
+            popped.extend(std::iter::from_fn(|| self.pop_full(class, &guard)).take(full));
+            popped.extend(std::iter::from_fn(|| self.pop_empty(class, &guard)).take(empty));
+        }
+        popped.iter().map(|m| m.len() as u64).sum()
+    }
+
+    /// Item weight held in full magazines, all classes.
     pub(crate) fn retained_bytes(&self) -> usize {
         self.retained.load(Relaxed)
     }
@@ -148,6 +189,15 @@ impl<T: Send + 'static> Depot<T> {
     pub(crate) fn magazines(&self, class: usize) -> (usize, usize) {
         let c = &self.classes[class];
         (c.full.len(), c.empty.len())
+    }
+}
+
+/// Lowers a low-water mark to `now`: a plain load first, so that the common
+/// case (the stack is above its mark) writes nothing shared.
+#[inline]
+fn lower(low: &AtomicUsize, now: usize) {
+    if now < low.load(Relaxed) {
+        low.fetch_min(now, Relaxed);
     }
 }
 
@@ -188,16 +238,17 @@ mod tests {
     fn retention_limit() {
         // Items weigh 10 bytes; the depot keeps at most 50.
         let d = Depot::new([10], 50);
-        assert!(d.push_full(0, full(&[1, 2, 3])).is_ok());
+        let g = &d.pin();
+        assert!(d.push_full(0, full(&[1, 2, 3]), g).is_ok());
         assert_eq!(d.retained_bytes(), 30);
-        let back = d.push_full(0, full(&[4, 5, 6])).unwrap_err();
+        let back = d.push_full(0, full(&[4, 5, 6]), g).unwrap_err();
         assert_eq!(back.len(), 3, "refused magazine comes back whole");
-        assert!(d.push_full(0, full(&[7, 8])).is_ok());
+        assert!(d.push_full(0, full(&[7, 8]), g).is_ok());
         assert_eq!(d.retained_bytes(), 50);
         assert_eq!(d.magazines(0), (2, 0));
-        assert_eq!(d.pop_full(0).unwrap().len(), 2);
+        assert_eq!(d.pop_full(0, g).unwrap().len(), 2);
         assert_eq!(d.retained_bytes(), 30);
-        d.push_empty(0, Magazine::with_capacity(4));
+        d.push_empty(0, Magazine::with_capacity(4), g);
         assert_eq!(d.drain(0), 3);
         assert_eq!(d.magazines(0), (0, 0));
         assert_eq!(d.retained_bytes(), 0);
@@ -206,9 +257,35 @@ mod tests {
     #[test]
     fn placeholders_are_never_stored() {
         let d = Depot::<u32>::new([10], 50);
-        assert_eq!(d.push_full(0, Magazine::none()).unwrap_err().capacity(), 0);
-        d.push_empty(0, Magazine::none());
+        let g = &d.pin();
+        assert_eq!(d.push_full(0, Magazine::none(), g).unwrap_err().capacity(), 0);
+        d.push_empty(0, Magazine::none(), g);
         assert_eq!((d.magazines(0), d.retained_bytes()), ((0, 0), 0));
-        assert!(d.pop_full(0).is_none() && d.pop_empty(0).is_none());
+        assert!(d.pop_full(0, g).is_none() && d.pop_empty(0, g).is_none());
+    }
+
+    #[test]
+    fn reclaim_frees_only_what_was_not_needed() {
+        let d = Depot::new([1], usize::MAX);
+        let push = |items: &[u32]| d.push_full(0, full(items), &d.pin()).unwrap();
+        // A burst leaves four magazines; the first reclaim only starts the
+        // interval (nothing was below four since it began).
+        (0..4).for_each(|i| push(&[i, i]));
+        d.push_empty(0, Magazine::with_capacity(4), &d.pin());
+        assert_eq!(d.reclaim(0), 0);
+        // The stack dips to two, so two of the four were idle all interval.
+        let taken: Vec<_> = (0..2).map(|_| d.pop_full(0, &d.pin()).unwrap()).collect();
+        taken.into_iter().for_each(|m| d.push_full(0, m, &d.pin()).unwrap());
+        assert_eq!(d.reclaim(0), 4, "two magazines of two items");
+        assert_eq!(d.magazines(0), (2, 0), "the empty was idle too");
+        // A steady load that takes everything every interval loses nothing.
+        for _ in 0..3 {
+            let taken: Vec<_> = (0..2).map(|_| d.pop_full(0, &d.pin()).unwrap()).collect();
+            taken.into_iter().for_each(|m| d.push_full(0, m, &d.pin()).unwrap());
+            assert_eq!(d.reclaim(0), 0);
+        }
+        // Then idle: gone within two reclaims.
+        d.reclaim(0);
+        assert_eq!((d.magazines(0), d.retained_bytes()), ((0, 0), 0));
     }
 }

@@ -116,10 +116,17 @@ impl<T> Magazine<T> {
     }
 
     /// Removes and drops every item; returns how many there were.
+    #[cfg(test)]
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.items.len();
         self.items.clear();
         n
+    }
+
+    /// Moves every item out, newest last, keeping the slot array: the caller
+    /// decides where they go and when they drop.
+    pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, T> {
+        self.items.drain(..)
     }
 
     /// Checks the invariants (debug builds, at refill/spill boundaries).

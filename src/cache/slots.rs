@@ -29,7 +29,7 @@ use crate::sync::atomic::{
 
 /// Ordering of the exchange that publishes an entry: Release, weakened to
 /// Relaxed only in the loom mutant build that must fail (`loom-tests`).
-const PUBLISH: Ordering = if cfg!(magpool_mutant = "slots_publish_relaxed") { Relaxed } else { Release };
+const PUBLISH: Ordering = if cfg!(all(loom, magpool_mutant = "slots_publish_relaxed")) { Relaxed } else { Release };
 
 /// See the module docs.
 pub(crate) struct Slots<T> {

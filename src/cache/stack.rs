@@ -19,6 +19,7 @@
 //! Called by the depot.
 
 use std::mem::MaybeUninit;
+use std::ptr;
 
 use crate::sync::atomic::{
     AtomicUsize, Ordering,
@@ -29,7 +30,7 @@ use crate::sync::Arc;
 
 /// Ordering of the load of `head` in `pop`: Acquire, weakened to Relaxed only
 /// in the loom mutant build that must fail (see `loom-tests/README.md`).
-const OBSERVE: Ordering = if cfg!(magpool_mutant = "depot_pop_relaxed") { Relaxed } else { Acquire };
+const OBSERVE: Ordering = if cfg!(all(loom, magpool_mutant = "depot_pop_relaxed")) { Relaxed } else { Acquire };
 
 /// Most node shells kept for reuse (about 48 bytes each); more are freed.
 const SHELLS_MAX: usize = 1024;
@@ -48,13 +49,16 @@ impl<M> Node<M> {
     }
 }
 
-/// Links `node` on top of `head` (Treiber push).
-fn link<M>(head: &Atomic<Node<M>>, mut node: Owned<Node<M>>, guard: &Guard) {
+/// Links `node` on top of `head` (Treiber push). `node` is ours until the
+/// compare-exchange publishes it; only its `next` is written here.
+fn link<M>(head: &Atomic<Node<M>>, node: Shared<'_, Node<M>>, guard: &Guard) {
+    // SAFETY: `node` is a live node that no stack links yet (the caller's).
+    let next = unsafe { &(*node.as_raw()).next };
     let mut top = head.load(Relaxed, guard);
     let mut first = true;
     loop {
-        if first || !cfg!(magpool_mutant = "depot_push_stale_next") {
-            node.next.store(top, Relaxed);
+        if first || !cfg!(all(loom, magpool_mutant = "depot_push_stale_next")) {
+            next.store(top, Relaxed);
         }
         first = false;
         // Release: publishes the node and its value; pairs with the Acquire
@@ -64,8 +68,9 @@ fn link<M>(head: &Atomic<Node<M>>, mut node: Owned<Node<M>>, guard: &Guard) {
         // crossbeam-epoch's internals.)
         match head.compare_exchange(top, node, Release, Relaxed, guard) {
             Ok(_) => return,
-            Err(e) if cfg!(magpool_mutant = "depot_push_lost_on_conflict") => return drop(e.new),
-            Err(e) => (top, node) = (e.current, e.new),
+            // The mutant loses the node: a leak, and a value that never arrives.
+            Err(_) if cfg!(all(loom, magpool_mutant = "depot_push_lost_on_conflict")) => return,
+            Err(e) => top = e.current,
         }
     }
 }
@@ -176,9 +181,10 @@ impl<M> Shells<M> {
         }
         self.len.fetch_add(1, Relaxed);
         // SAFETY: `link` only loads `head` to store it in `node.next` and CAS;
-        // it dereferences no node, so it needs no pin. (Deferred functions may
-        // run while the epoch machinery itself is shutting down.)
-        link(&self.head, node, unsafe { epoch::unprotected() });
+        // it dereferences no node but ours, so it needs no pin. (Deferred
+        // functions may run while the epoch machinery itself is shutting down.)
+        let guard = unsafe { epoch::unprotected() };
+        link(&self.head, node.into_shared(guard), guard);
     }
 }
 
@@ -227,21 +233,25 @@ impl<M: Send + 'static> Stack<M> {
         self.len.load(Relaxed)
     }
 
-    /// Pushes `value`. Lock-free; allocates only when no shell is resting.
-    pub(crate) fn push(&self, value: M) {
+    /// Pushes `value`, pinned by `guard` (which may be any guard of
+    /// magpool's collector, `sync::epoch`). Lock-free; allocates only when no
+    /// shell is resting.
+    pub(crate) fn push(&self, value: M, guard: &Guard) {
         self.len.fetch_add(1, Relaxed);
-        let guard = epoch::pin();
-        let mut node = self.shells.take(&guard);
-        node.value.write(value);
-        link(&self.head, node, &guard);
+        let node = self.shells.take(guard).into_shared(guard);
+        // Written through a raw place, not `&mut Node`: a stale taker of this
+        // node as a shell may still read its `next` (see `unlink`).
+        // SAFETY: the node came from `take`, so it is ours alone until `link`
+        // publishes it, and its value is uninitialised (shells hold none).
+        unsafe { ptr::addr_of_mut!((*node.as_raw().cast_mut()).value).write(MaybeUninit::new(value)) };
+        link(&self.head, node, guard);
     }
 
-    /// Pops the most recently pushed value. Lock-free; no allocation.
-    pub(crate) fn pop(&self) -> Option<M> {
-        #[cfg(not(magpool_mutant = "depot_pop_unpinned"))]
-        let guard = &epoch::pin();
+    /// Pops the most recently pushed value, pinned by `guard`. Lock-free; no
+    /// allocation.
+    pub(crate) fn pop(&self, guard: &Guard) -> Option<M> {
         // SAFETY: none: this is the mutant that must fail under loom.
-        #[cfg(magpool_mutant = "depot_pop_unpinned")]
+        #[cfg(all(loom, magpool_mutant = "depot_pop_unpinned"))]
         let guard = unsafe { epoch::unprotected() };
         let top = unlink(&self.head, OBSERVE, guard)?;
         self.len.fetch_sub(1, Relaxed);
@@ -249,7 +259,7 @@ impl<M: Send + 'static> Stack<M> {
         // pusher initialised before publishing it; we move it out exactly once.
         let value = unsafe { top.deref().value.assume_init_read() };
         let (shells, node) = (Arc::clone(&self.shells), Retired(top.as_raw().cast_mut()));
-        if cfg!(magpool_mutant = "depot_recycle_early") {
+        if cfg!(all(loom, magpool_mutant = "depot_recycle_early")) {
             // SAFETY: none: this is the mutant that must fail under loom.
             unsafe { shells.give(node.into_raw()) };
             return Some(value);
@@ -266,7 +276,8 @@ impl<M: Send + 'static> Stack<M> {
 
 impl<M: Send + 'static> Drop for Stack<M> {
     fn drop(&mut self) {
-        while self.pop().is_some() {}
+        let guard = epoch::pin();
+        while self.pop(&guard).is_some() {}
     }
 }
 
@@ -278,13 +289,13 @@ mod tests {
     fn lifo() {
         let s = Stack::new(Shells::new());
         for i in 0..10 {
-            s.push(i);
+            s.push(i, &epoch::pin());
         }
         assert_eq!(s.len(), 10);
         for i in (0..10).rev() {
-            assert_eq!(s.pop(), Some(i));
+            assert_eq!(s.pop(&epoch::pin()), Some(i));
         }
-        assert_eq!((s.pop(), s.len()), (None, 0));
+        assert_eq!((s.pop(&epoch::pin()), s.len()), (None, 0));
     }
 
     #[test]
@@ -301,8 +312,8 @@ mod tests {
             let shells = Shells::new();
             let s = Stack::new(shells.clone());
             for round in 0..rounds {
-                s.push(round);
-                assert_eq!(s.pop(), Some(round));
+                s.push(round, &epoch::pin());
+                assert_eq!(s.pop(&epoch::pin()), Some(round));
                 epoch::pin().flush();
             }
             made.push(shells.made());
@@ -317,8 +328,8 @@ mod tests {
     fn drops_values() {
         let counter = std::sync::Arc::new(());
         let s = Stack::new(Shells::new());
-        s.push(counter.clone());
-        s.push(counter.clone());
+        s.push(counter.clone(), &epoch::pin());
+        s.push(counter.clone(), &epoch::pin());
         assert_eq!(std::sync::Arc::strong_count(&counter), 3);
         drop(s);
         assert_eq!(std::sync::Arc::strong_count(&counter), 1);
@@ -336,8 +347,8 @@ mod tests {
                 scope.spawn(move || {
                     let mut mine = Vec::new();
                     for i in 0..n {
-                        s.push(t * n + i);
-                        if let Some(v) = s.pop() {
+                        s.push(t * n + i, &epoch::pin());
+                        if let Some(v) = s.pop(&epoch::pin()) {
                             mine.push(v);
                         }
                     }
@@ -346,7 +357,7 @@ mod tests {
             }
         });
         let mut all = seen.into_inner().unwrap();
-        while let Some(v) = s.pop() {
+        while let Some(v) = s.pop(&epoch::pin()) {
             all.push(v);
         }
         all.sort_unstable();

@@ -5,8 +5,12 @@
 pub(crate) mod counters;
 #[path = "../../../src/cache/depot.rs"]
 pub(crate) mod depot;
+#[path = "../../../src/cache/exchange.rs"]
+pub(crate) mod exchange;
 #[path = "../../../src/cache/magazine.rs"]
 pub(crate) mod magazine;
+#[path = "../../../src/cache/owner.rs"]
+pub(crate) mod owner;
 #[path = "../../../src/cache/slots.rs"]
 pub(crate) mod slots;
 #[path = "../../../src/cache/stack.rs"]

@@ -5,11 +5,13 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{
-    acquire, assert_exactly_once, collect, drain_ids, full_cache, model, model_bounded, release, warm_cache, Item,
+    acquire, assert_exactly_once, collect, drain_ids, flush, full_cache, model, model_bounded, release, warm_cache,
+    Item,
 };
 use crate::cache::counters::Reading;
 use crate::cache::depot::Depot;
 use crate::cache::stack::{Shells, Stack};
+use crate::sync::epoch::pin;
 
 /// Model 1: one thread spills a full magazine while another refills from the
 /// same class.
@@ -51,8 +53,8 @@ fn spill_races_refill() {
         // Everything still cached goes to the depot, then we count.
         // SAFETY: the threads are joined; this thread owns both caches now.
         unsafe {
-            producer_cache.flush(&depot);
-            consumer_cache.flush(&depot);
+            flush(&producer_cache, &depot);
+            flush(&consumer_cache, &depot);
         }
         let mut ids = drain_ids(&depot);
         ids.extend(got);
@@ -72,31 +74,31 @@ fn stack_push_pop_reclaims() {
     model_bounded("stack_push_pop_reclaims", 1, || {
         let shells = Shells::new();
         let stack = Arc::new(Stack::new(shells.clone()));
-        stack.push(Item::new(0));
-        stack.push(Item::new(1));
+        stack.push(Item::new(0), &pin());
+        stack.push(Item::new(1), &pin());
 
         let popper = {
             let stack = stack.clone();
             thread::spawn(move || {
-                let a = stack.pop().map(|i| i.check());
-                crate::sync::epoch::pin().flush();
-                let b = stack.pop().map(|i| i.check());
+                let a = stack.pop(&pin()).map(|i| i.check());
+                pin().flush();
+                let b = stack.pop(&pin()).map(|i| i.check());
                 [a, b]
             })
         };
         let cycler = {
             let stack = stack.clone();
             thread::spawn(move || {
-                let got = stack.pop().map(|i| i.check());
-                crate::sync::epoch::pin().flush();
-                crate::sync::epoch::pin().flush();
-                stack.push(Item::new(2)); // may reuse a popped node
+                let got = stack.pop(&pin()).map(|i| i.check());
+                pin().flush();
+                pin().flush();
+                stack.push(Item::new(2), &pin()); // may reuse a popped node
                 got
             })
         };
         let mut ids: Vec<u32> = popper.join().unwrap().into_iter().flatten().collect();
         ids.extend(cycler.join().unwrap());
-        while let Some(item) = stack.pop() {
+        while let Some(item) = stack.pop(&pin()) {
             ids.push(item.check());
         }
         assert_exactly_once(ids, 3);

@@ -10,7 +10,8 @@ mod thread_cache;
 use loom::cell::UnsafeCell;
 
 use crate::cache::depot::Depot;
-use crate::cache::thread_cache::ThreadCache;
+use crate::cache::exchange::{self, Exclusive, Flush};
+use crate::cache::thread_cache::{ClassSpec, ThreadCache};
 
 /// Preemption bound when `LOOM_MAX_PREEMPTIONS` is not set: 2 keeps a
 /// two-thread model with epoch pinning to seconds in release mode.
@@ -70,6 +71,16 @@ impl Item {
     }
 }
 
+/// Exclusive access to `cache`, as a model thread that owns it has.
+///
+/// # Safety
+///
+/// The calling thread owns `cache`.
+pub(crate) unsafe fn owner(cache: &ThreadCache<Item>) -> Exclusive<'_, Item> {
+    // SAFETY: forwarded from the caller.
+    unsafe { Exclusive::new(cache) }
+}
+
 /// Releases `item` into `cache` the way the pool does: hot path, then slow.
 ///
 /// # Safety
@@ -77,10 +88,9 @@ impl Item {
 /// The calling thread owns `cache`.
 pub(crate) unsafe fn release(cache: &ThreadCache<Item>, depot: &Depot<Item>, item: Item) {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        if let Err(item) = cache.push_local(0, item) {
-            cache.push_slow(0, item, depot);
-        }
+    if let Err(item) = unsafe { cache.hot().push(0, item) } {
+        // SAFETY: forwarded from the caller.
+        exchange::put_slow(unsafe { &owner(cache) }, cache.counters(0), 0, item, depot);
     }
 }
 
@@ -92,13 +102,46 @@ pub(crate) unsafe fn release(cache: &ThreadCache<Item>, depot: &Depot<Item>, ite
 /// The calling thread owns `cache`.
 pub(crate) unsafe fn acquire(cache: &ThreadCache<Item>, depot: &Depot<Item>) -> Option<Item> {
     // SAFETY: forwarded from the caller.
-    unsafe { cache.pop_local(0).or_else(|| cache.pop_slow(0, depot, || Err::<Item, ()>(())).ok()) }
+    unsafe { cache.hot().pop(0) }.or_else(|| {
+        // SAFETY: forwarded from the caller.
+        exchange::get_slow(unsafe { &owner(cache) }, cache.counters(0), 0, depot)
+    })
+}
+
+/// Gives everything `cache` holds to `depot`, as a thread's exit flush does.
+///
+/// # Safety
+///
+/// The calling thread owns `cache`.
+pub(crate) unsafe fn flush(cache: &ThreadCache<Item>, depot: &Depot<Item>) {
+    // SAFETY: forwarded from the caller.
+    let access = unsafe { owner(cache) };
+    exchange::flush(&access, depot, Flush::ToDepot, |class, spilled, dropped| {
+        cache.counters(class).spills.bump_local(spilled);
+        cache.counters(class).discarded.bump_local(dropped);
+    });
+}
+
+/// Number of items `cache` holds.
+///
+/// # Safety
+///
+/// The calling thread owns `cache`.
+pub(crate) unsafe fn cached(cache: &ThreadCache<Item>) -> usize {
+    // SAFETY: forwarded from the caller.
+    unsafe { cache.cached(0) }
+}
+
+/// A cache of one class of one-item magazines, with no budget to speak of.
+pub(crate) fn new_cache() -> ThreadCache<Item> {
+    ThreadCache::new([ClassSpec { weight: 1, base: 1, max: 1, pooled: true }], usize::MAX)
 }
 
 /// Empties `depot` class 0 and returns the ids it held, checking each payload.
 pub(crate) fn drain_ids(depot: &Depot<Item>) -> Vec<u32> {
     let mut ids = Vec::new();
-    while let Some(mut mag) = depot.pop_full(0) {
+    let guard = depot.pin();
+    while let Some(mut mag) = depot.pop_full(0, &guard) {
         while let Some(item) = mag.pop() {
             ids.push(item.check());
         }
@@ -116,7 +159,7 @@ pub(crate) fn assert_exactly_once(mut ids: Vec<u32>, n: u32) {
 /// so that a model's threads start with no allocation and no depot traffic.
 pub(crate) fn warm_cache(depot: &Depot<Item>) -> ThreadCache<Item> {
     const WARM: u32 = 1000;
-    let cache = ThreadCache::new([(1, 1)]);
+    let cache = new_cache();
     // SAFETY: the calling thread owns `cache`.
     unsafe {
         release(&cache, depot, Item::new(WARM));
@@ -125,7 +168,7 @@ pub(crate) fn warm_cache(depot: &Depot<Item>) -> ThreadCache<Item> {
             let item = acquire(&cache, depot).expect("two items were just cached");
             assert!(item.check() >= WARM);
         }
-        assert_eq!(cache.cached(0), 0);
+        assert_eq!(cached(&cache), 0);
     }
     cache
 }
@@ -133,26 +176,26 @@ pub(crate) fn warm_cache(depot: &Depot<Item>) -> ThreadCache<Item> {
 /// A cache whose two one-item magazines are both full, holding `a` (previous)
 /// and `b` (loaded): its next release spills a magazine to the depot.
 pub(crate) fn full_cache(depot: &Depot<Item>, a: u32, b: u32) -> ThreadCache<Item> {
-    let cache = ThreadCache::new([(1, 1)]);
+    let cache = new_cache();
     // SAFETY: the calling thread owns `cache`.
     unsafe {
         release(&cache, depot, Item::new(a));
         release(&cache, depot, Item::new(b));
-        assert_eq!(cache.cached(0), 2);
+        assert_eq!(cached(&cache), 2);
     }
     cache
 }
 
-/// Flushes `cache` into `depot` (the caller owns it), then drains the depot
-/// and returns every id found, payloads checked.
+/// Flushes `caches` into `depot` (the caller owns them), then drains the
+/// depot and returns every id found, payloads checked.
 ///
 /// # Safety
 ///
-/// The calling thread owns `cache`.
+/// The calling thread owns every cache.
 pub(crate) unsafe fn collect(depot: &Depot<Item>, caches: &[&ThreadCache<Item>]) -> Vec<u32> {
     for cache in caches {
         // SAFETY: forwarded from the caller.
-        unsafe { cache.flush(depot) };
+        unsafe { flush(cache, depot) };
     }
     drain_ids(depot)
 }

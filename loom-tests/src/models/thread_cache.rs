@@ -3,7 +3,7 @@
 use loom::sync::{mpsc, Arc};
 use loom::thread;
 
-use super::{acquire, assert_exactly_once, collect, full_cache, model, release, warm_cache, Item};
+use super::{acquire, assert_exactly_once, cached, collect, flush, full_cache, model, release, warm_cache, Item};
 use crate::cache::counters::Reading;
 use crate::cache::depot::Depot;
 use crate::cache::thread_cache::ThreadCache;
@@ -58,9 +58,9 @@ fn exit_flush_races_refill() {
             thread::spawn(move || {
                 // SAFETY: this thread owns `exiting`; flushing is what the exit
                 // hook does.
-                unsafe { exiting.flush(&depot) };
+                unsafe { flush(&exiting, &depot) };
                 // SAFETY: as above.
-                assert_eq!(unsafe { exiting.cached(0) }, 0, "nothing stays with a dead thread");
+                assert_eq!(unsafe { cached(&exiting) }, 0, "nothing stays with a dead thread");
                 exiting
             })
         };
