@@ -69,8 +69,8 @@ pub enum Error {
     /// A reclaim interval of zero (see
     /// [`Builder::reclaim_interval`](crate::Builder::reclaim_interval)).
     ZeroReclaimInterval,
-    /// `init_global` was called after the global pool had been created (by
-    /// an earlier `init_global`, or by a first use of
+    /// [`init_global`](crate::init_global) was called after the global pool
+    /// had been created (by an earlier `init_global`, or by a first use of
     /// [`global`](crate::global) or [`get`](crate::get)).
     GlobalAlreadyInitialized,
     /// A buffer larger than any allocation can be was requested.

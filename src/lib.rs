@@ -53,19 +53,30 @@
 //! - **Lock-free hot path.** A get or release served by the thread's cache
 //!   takes no lock, makes no atomic read-modify-write on shared memory, and
 //!   calls no allocator. Depot exchanges are lock-free.
-//! - **Zeroing.** With [`zero_on_release`](Builder::zero_on_release) (the
-//!   default), no buffer is handed out holding another user's bytes, and only
-//!   the bytes a buffer ever exposed (its length's high-water mark) are zeroed,
-//!   when the pool next hands the buffer out: a release is O(1) at any size.
-//!   Without it, contents are stale but always initialised.
+//! - **Zero on exposure.** With [`zero_on_release`](Builder::zero_on_release)
+//!   (the default), no safe method ever shows a byte that an earlier user of
+//!   the buffer wrote: [`Pool::get`]`(len)` zeroes the first `len` bytes (only
+//!   as far as any user ever wrote them), every method that lengthens a
+//!   buffer writes the new bytes first, and the spare capacity past the
+//!   length is write-only. [`Pool::with_capacity`] and growth zero nothing,
+//!   and a release writes nothing: O(1) at any size. Memory at rest is not
+//!   scrubbed: a released buffer's bytes stay in memory, in a cache or in
+//!   the spare capacity of its next user, until overwritten or freed.
+//!   Without zeroing, `get` shows stale bytes, always initialised.
 //! - **Bounded memory.** The depot keeps at most
-//!   [`max_retained_bytes`](Builder::max_retained_bytes); each thread caches at
-//!   most two magazines per class, each within a byte budget
-//!   ([`magazine_bytes`](Builder::magazine_bytes), 1 MiB by default) so that
-//!   large classes cache few buffers; a thread that both gets and releases a
-//!   class in wide swings grows its magazines of that class up to
-//!   [`MAGAZINE_GROWTH`] times the budget. What is over the limit goes back to
-//!   the global allocator.
+//!   [`max_retained_bytes`](Builder::max_retained_bytes), and one thread's
+//!   cache in one pool at most [`thread_cache_bytes`](Builder::thread_cache_bytes)
+//!   (8 MiB by default), all classes together, whatever it does: the whole
+//!   process holds at most `threads × thread_cache_bytes + max_retained_bytes`
+//!   of free buffers, plus metadata. Within that, each class's magazines
+//!   follow a byte budget ([`magazine_bytes`](Builder::magazine_bytes)), and a
+//!   thread that both gets and releases a class in wide swings grows its
+//!   magazines of that class up to [`MAGAZINE_GROWTH`] times the budget.
+//! - **Memory comes back.** [`Pool::reclaim_idle`] (or a background
+//!   reclaimer, with [`reclaim_interval`](Builder::reclaim_interval)) frees
+//!   what the depot did not need since the last call and what threads idle
+//!   since then cache, without their help, and asks glibc to return the
+//!   pages.
 //! - **Thread exit.** What an exiting thread caches goes to the depot. Gets and
 //!   releases during thread-local teardown still work, in any destructor
 //!   order, even as a pool's first use on the thread.
@@ -135,19 +146,47 @@ pub use buffer::size_class::MAX_CLASSES;
 pub use error::Error;
 pub use stats::{ClassStats, Stats};
 
-use once_cell::sync::Lazy;
+use once_cell::sync::OnceCell;
 
-static GLOBAL: Lazy<Pool> = Lazy::new(Pool::new);
+static GLOBAL: OnceCell<Pool> = OnceCell::new();
 
 /// The process-wide default pool, created on first use with
-/// [`Pool::new`]'s configuration.
+/// [`Pool::new`]'s configuration, or the one [`init_global`] configured.
+/// Cost after the first call: one load and a branch.
 ///
 /// ```
 /// let pool = magpool::global();
 /// assert_eq!(pool.size_classes().len(), 9);
 /// ```
+#[inline]
 pub fn global() -> &'static Pool {
-    &GLOBAL
+    GLOBAL.get_or_init(Pool::new)
+}
+
+/// Configures the [`global`] pool, before its first use: call it at the
+/// start of `main`, before anything calls [`global`] or [`get`].
+///
+/// # Errors
+///
+/// The builder's error, if its configuration is invalid; or
+/// [`Error::GlobalAlreadyInitialized`] if the global pool already exists
+/// (this pool is then dropped, and the existing one is unchanged).
+///
+/// ```
+/// let pool = magpool::init_global(magpool::Pool::builder().size_classes([4096, 1 << 20]))?;
+/// assert_eq!(magpool::global().size_classes(), &[4096, 1 << 20]);
+/// assert!(std::ptr::eq(pool, magpool::global()));
+/// let again = magpool::init_global(magpool::Pool::builder());
+/// assert_eq!(again.unwrap_err(), magpool::Error::GlobalAlreadyInitialized);
+/// # Ok::<(), magpool::Error>(())
+/// ```
+pub fn init_global(builder: Builder) -> Result<&'static Pool, Error> {
+    let mut pool = Some(builder.build()?);
+    let global = GLOBAL.get_or_init(|| pool.take().expect("get_or_init runs its closure once"));
+    match pool {
+        None => Ok(global),
+        Some(_) => Err(Error::GlobalAlreadyInitialized),
+    }
 }
 
 /// A buffer of `len` zero bytes from the [`global`] pool: `global().get(len)`.

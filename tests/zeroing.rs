@@ -202,3 +202,153 @@ fn stale_without_zeroing() {
     }
     assert_eq!(pool.stats().in_use, 0);
 }
+
+// === zero on exposure: every path that lengthens a buffer ===
+
+/// A snooping reader: records what it finds in the buffer it is handed
+/// before writing `data` into it.
+struct Snoop<'a> {
+    data: &'a [u8],
+    seen: Vec<u8>,
+}
+
+impl std::io::Read for Snoop<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.seen.extend_from_slice(buf);
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// A way a buffer can come to expose bytes, applied to a buffer from a
+/// pool: returns what it exposes and what that must be.
+type Path = fn(&Pool) -> (Vec<u8>, Vec<u8>);
+
+/// Every [`Path`], named.
+fn paths() -> Vec<(&'static str, Path)> {
+    use std::io::Write;
+    let mut paths: Vec<(&'static str, Path)> = vec![
+        ("get", |pool| (pool.get(100).to_vec(), vec![0; 100])),
+        ("resize", |pool| {
+            let mut b = pool.with_capacity(100);
+            b.resize(100, 7);
+            (b.to_vec(), vec![7; 100])
+        }),
+        ("extend after truncate", |pool| {
+            let mut b = pool.with_capacity(200);
+            b.extend_from_slice(&[1; 150]);
+            b.truncate(2);
+            b.extend_from_slice(&[2; 3]);
+            (b.to_vec(), vec![1, 1, 2, 2, 2])
+        }),
+        ("clear and resize", |pool| {
+            let mut b = pool.get(200);
+            b.fill(9);
+            b.clear();
+            b.resize(120, 0);
+            (b.to_vec(), vec![0; 120])
+        }),
+        ("growth", |pool| {
+            let mut b = pool.with_capacity(10);
+            b.extend_from_slice(&[3; 60]);
+            b.extend_from_slice(&[4; 100]); // moves to 256 B, a dirtied block
+            let mut want = vec![3; 60];
+            want.extend([4; 100]);
+            (b.to_vec(), want)
+        }),
+        ("io::Write", |pool| {
+            let mut b = pool.with_capacity(64);
+            write!(b, "{}", "w".repeat(300)).unwrap();
+            (b.to_vec(), vec![b'w'; 300])
+        }),
+        ("read_from", |pool| {
+            let mut b = pool.with_capacity(64);
+            let mut r = Snoop { data: &[1; 700], seen: Vec::new() };
+            while b.read_from(&mut r).unwrap() > 0 {}
+            // What the reader saw of the buffer counts as exposed too.
+            let mut shown = b.to_vec();
+            shown.extend(r.seen.iter().map(|&x| if x == 1 { 0 } else { x }));
+            let mut want = vec![1; 700];
+            want.extend(std::iter::repeat_n(0, r.seen.len()));
+            (shown, want)
+        }),
+    ];
+    paths.extend(BUFMUT);
+    paths
+}
+
+/// The `BufMut` path, with the `bytes` feature.
+#[cfg(not(feature = "bytes"))]
+const BUFMUT: Option<(&str, Path)> = None;
+#[cfg(feature = "bytes")]
+const BUFMUT: Option<(&str, Path)> = Some(("BufMut", |pool| {
+    use bytes::BufMut;
+    let mut b = pool.with_capacity(16);
+    b.put_bytes(5, 100);
+    b.put_u16(0x0606);
+    let chunk = b.chunk_mut();
+    chunk.write_byte(0, 8);
+    // SAFETY: the one byte was just written.
+    unsafe { b.advance_mut(1) };
+    let mut want = vec![5; 100];
+    want.extend([6, 6, 8]);
+    (b.to_vec(), want)
+}));
+
+/// Fills the whole capacity of a buffer of every class with 0xAB and drops
+/// it: the next user of each block must not see those bytes.
+fn dirty_every_block(pool: &Pool) {
+    let held: Vec<_> = pool
+        .size_classes()
+        .iter()
+        .map(|&size| {
+            let mut b = pool.get(size);
+            b.fill(0xAB);
+            b
+        })
+        .collect();
+    drop(held);
+}
+
+fn exposure_pool() -> Pool {
+    Pool::builder().size_classes([64, 256, 1024]).magazine_capacity(1).build().unwrap()
+}
+
+#[test]
+fn exposure_on_the_releasing_thread() {
+    for (name, path) in paths() {
+        let pool = exposure_pool();
+        dirty_every_block(&pool);
+        let (shown, want) = path(&pool);
+        assert_eq!(shown, want, "{name}: an earlier user's bytes showed");
+    }
+}
+
+#[test]
+fn exposure_on_another_thread() {
+    for (name, path) in paths() {
+        let pool = exposure_pool();
+        // Dirtied on a thread that then exits: its blocks reach the depot,
+        // and this thread refills from there.
+        std::thread::scope(|s| s.spawn(|| dirty_every_block(&pool)).join().unwrap());
+        let (shown, want) = path(&pool);
+        assert_eq!(shown, want, "{name}: an earlier user's bytes showed");
+        assert!(pool.stats().classes.iter().any(|c| c.refills > 0), "{name}: the blocks came through the depot");
+    }
+}
+
+/// `with_capacity` zeroes nothing: an earlier user's bytes are still in its
+/// spare capacity (read here through `unsafe`, as no safe method can).
+#[test]
+fn with_capacity_zeroes_nothing() {
+    let pool = exposure_pool();
+    dirty_every_block(&pool);
+    let mut b = pool.with_capacity(256);
+    let spare = b.spare_capacity_mut();
+    // SAFETY: every byte of a pooled block is initialised (block.rs); the
+    // test reads what `MaybeUninit` keeps safe code from reading.
+    let old: Vec<u8> = spare.iter().map(|x| unsafe { x.assume_init() }).collect();
+    assert_eq!(old, vec![0xAB; 256], "with_capacity zeroed what it did not expose");
+}

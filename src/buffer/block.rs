@@ -9,9 +9,12 @@
 //! - Every byte of a block is initialised: blocks are born zeroed
 //!   (`alloc_zeroed`), and later writes only store bytes.
 //! - `dirty <= size`, and bytes `dirty..size` are zero unless the pool runs
-//!   with zeroing off: `dirty` is how far a user may have written. Blocks are
-//!   born clean (`dirty == 0`); a [`Buf`](crate::Buf) raises `dirty` as it
-//!   exposes bytes, and [`wipe`](Block::wipe) zeroes `0..dirty` and resets it.
+//!   with zeroing off: `dirty` is how far any user may have written. Blocks
+//!   are born clean (`dirty == 0`); a [`Buf`](crate::Buf) raises `dirty` as
+//!   it lengthens, and only a wipe of everything past a length lowers it.
+//!   Bytes below `dirty` may hold an earlier user's data: the pool zeroes a
+//!   prefix ([`zero_prefix`](Block::zero_prefix)) before exposing it, and a
+//!   `Buf` writes every other byte before it exposes it.
 //!
 //! Called by the pool (to make, wipe and free blocks) and by
 //! [`Buf`](crate::Buf) (which records how far it exposed a block).
@@ -53,20 +56,46 @@ pub(crate) const fn align_for(size: usize) -> usize {
 /// `size == 0`), freed on drop; `dirty <= size`, zeroes past `dirty`.
 #[derive(Debug)]
 pub(crate) struct Block {
-    ptr: NonNull<u8>,
+    ptr: BlockPtr,
     size: usize,
     dirty: usize,
 }
 
-/// A `Block` owns its allocation exclusively, like `Box<[u8]>`.
-// SAFETY: no other handle to the allocation exists; moving it between threads
-// moves the whole ownership.
-unsafe impl Send for Block {}
-/// `&Block` only exposes the pointer's value and the size.
-// SAFETY: no interior mutability reachable from `&Block`.
-unsafe impl Sync for Block {}
+/// The address of a block's bytes, held by the block's one owner: a `Block`,
+/// or a `Buf` (which holds a block's raw parts).
+///
+/// # Invariants
+///
+/// Whoever holds a `BlockPtr` owns the block's bytes exclusively, like a
+/// `Box<[u8]>`, and reaches them through it alone.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlockPtr(NonNull<u8>);
+
+/// Moving the pointer moves the ownership of the bytes, which are plain data.
+// SAFETY: no other handle to the bytes exists (type invariant), so another
+// thread's use of them cannot overlap ours.
+unsafe impl Send for BlockPtr {}
+/// Sharing the pointer shares only its value: reaching the bytes through
+/// `&` gives reads, and every write needs the owner's `&mut`.
+// SAFETY: as for `Send`; `BlockPtr` has no interior mutability.
+unsafe impl Sync for BlockPtr {}
+
+impl BlockPtr {
+    /// The first byte.
+    #[inline(always)]
+    pub(crate) fn as_ptr(self) -> *mut u8 {
+        self.0.as_ptr()
+    }
+}
 
 const _: () = assert!(std::mem::size_of::<Block>() == 3 * std::mem::size_of::<usize>());
+
+#[cfg(test)]
+crate::sync::thread_local! {
+    /// Bytes this thread's `zero_prefix` calls zeroed: unit tests check that
+    /// nothing is zeroed that is not exposed.
+    pub(crate) static ZEROED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 const _: () = assert!(std::mem::align_of::<u128>() <= 16 && align_for(usize::MAX) >= 16);
 
 /// Dirty prefixes up to this many bytes are wiped with one fixed-size store
@@ -81,7 +110,7 @@ impl Block {
         // ALIGN is a power of two and non-zero.
         let ptr = NonNull::<u8>::dangling().as_ptr().wrapping_add(ALIGN - 1);
         // SAFETY: `dangling()` is 1 and ALIGN - 1 + 1 = ALIGN: non-null.
-        Block { ptr: unsafe { NonNull::new_unchecked(ptr) }, size: 0, dirty: 0 }
+        Block { ptr: BlockPtr(unsafe { NonNull::new_unchecked(ptr) }), size: 0, dirty: 0 }
     }
 
     /// The layout of a block of `size` bytes, or the error naming the size.
@@ -104,7 +133,7 @@ impl Block {
         // SAFETY: `layout` has a non-zero size (checked above).
         let raw = unsafe { alloc::alloc_zeroed(layout) };
         match NonNull::new(raw) {
-            Some(ptr) => Ok(Block { ptr, size, dirty: 0 }),
+            Some(ptr) => Ok(Block { ptr: BlockPtr(ptr), size, dirty: 0 }),
             None => Err(Error::AllocationFailed { size }),
         }
     }
@@ -141,7 +170,7 @@ impl Block {
     /// caller now owns the allocation and must rebuild the block with
     /// [`from_raw_parts`](Block::from_raw_parts) to free or reuse it.
     #[inline(always)]
-    pub(crate) fn into_raw_parts(self) -> (NonNull<u8>, usize, usize) {
+    pub(crate) fn into_raw_parts(self) -> (BlockPtr, usize, usize) {
         let parts = (self.ptr, self.size, self.dirty);
         std::mem::forget(self);
         parts
@@ -155,20 +184,24 @@ impl Block {
     /// not been rebuilt since; `dirty <= size`, and bytes past `dirty` are zero
     /// if the pool zeroes (or `dirty` is at least the one given up).
     #[inline(always)]
-    pub(crate) unsafe fn from_raw_parts(ptr: NonNull<u8>, size: usize, dirty: usize) -> Block {
+    pub(crate) unsafe fn from_raw_parts(ptr: BlockPtr, size: usize, dirty: usize) -> Block {
         debug_assert!(dirty <= size);
         Block { ptr, size, dirty }
     }
 
-    /// Zeroes what a user may have written, so that the whole block is zero.
-    /// Cost: `dirty` bytes of stores, inlined when at most 64.
+    /// Zeroes what an earlier user may have written below `len`, so that
+    /// bytes `[0, len)` are all zero; the mark stays (bytes past `len` may
+    /// still hold old data, never exposed without a write first). Cost:
+    /// `min(len, dirty)` bytes of stores, inlined when at most 64.
     #[inline]
-    pub(crate) fn wipe(&mut self) {
-        let dirty = std::mem::take(&mut self.dirty);
-        if dirty == 0 {
+    pub(crate) fn zero_prefix(&mut self, len: usize) {
+        let n = len.min(self.dirty);
+        if n == 0 {
             return;
         }
-        if dirty <= INLINE_WIPE && self.size >= INLINE_WIPE {
+        #[cfg(test)]
+        ZEROED.with(|z| z.set(z.get() + n));
+        if n <= INLINE_WIPE && self.size >= INLINE_WIPE {
             // Volatile, so that LLVM keeps these as stores: it turns any
             // plain fixed-size zeroing into a `memset` and then merges the two
             // branches into one `memset` call of a selected length (seen in
@@ -183,9 +216,9 @@ impl Block {
                 }
             }
         } else {
-            // SAFETY: `dirty <= size` (invariant) writable bytes, exclusively
-            // ours (`&mut self`).
-            unsafe { self.ptr.as_ptr().write_bytes(0, dirty) };
+            // SAFETY: `n <= dirty <= size` (invariant) writable bytes,
+            // exclusively ours (`&mut self`).
+            unsafe { self.ptr.as_ptr().write_bytes(0, n) };
         }
     }
 
@@ -247,24 +280,28 @@ mod tests {
     }
 
     #[test]
-    fn wipe_clears_exactly_the_dirty_prefix() {
-        for dirty in [1, 63, 64, 65, 100, 4096] {
+    fn zero_prefix_clears_what_it_exposes_and_keeps_the_mark() {
+        for (dirty, len) in [(1, 4096), (63, 10), (64, 64), (65, 4096), (100, 50), (4096, 4096), (4096, 1)] {
             let mut b = Block::new_zeroed(4096).unwrap();
             b.expose(dirty);
             b.expose(dirty / 2); // never lowers the mark
-            assert_eq!(b.dirty(), dirty);
             b.poison(0xA5);
-            b.wipe();
-            assert_eq!(b.dirty(), 0);
+            b.zero_prefix(len);
+            assert_eq!(b.dirty(), dirty, "the mark stays");
             // SAFETY: 4096 initialised bytes owned by `b`.
             let s = unsafe { std::slice::from_raw_parts(b.as_ptr(), 4096) };
-            assert!(s.iter().all(|&x| x == 0), "dirty {dirty}");
+            assert!(s[..len].iter().all(|&x| x == 0), "dirty {dirty}, len {len}");
+            // Past the exposed prefix, old bytes stay (the inline path may
+            // clear up to 64), and past the mark everything is zero.
+            let kept = if len < 64 { 64 } else { len };
+            assert!(s[kept.min(dirty)..dirty].iter().all(|&x| x == 0xA5), "dirty {dirty}, len {len}");
+            assert!(s[dirty..].iter().all(|&x| x == 0));
         }
-        // A block smaller than the inline length is wiped by its dirty length.
+        // A block smaller than the inline length is zeroed by its length.
         let mut small = Block::new_zeroed(16).unwrap();
         small.expose(16);
         small.poison(1);
-        small.wipe();
+        small.zero_prefix(16);
         // SAFETY: 16 initialised bytes owned by `small`.
         assert_eq!(unsafe { std::slice::from_raw_parts(small.as_ptr(), 16) }, &[0; 16]);
     }

@@ -5,12 +5,15 @@
 //! - `ptr`, `size` and `dirty` are the raw parts of a [`Block`] this handle
 //!   owns (`Block::into_raw_parts`), rebuilt exactly once: on drop, or when
 //!   growth swaps in another block.
-//! - `len <= dirty <= size`: `dirty` is the high-water mark of `len`, so it
-//!   covers every byte this handle exposed.
-//! - Bytes `[0, size)` are initialised (see `block.rs`). With zeroing
-//!   on, the block was all zero when handed out, so bytes past the dirty mark
-//!   are still zero, and the next hand-out of the block wipes only the prefix
-//!   up to the mark.
+//! - `len <= dirty <= size`: `dirty` is the block's mark (`block.rs`), raised
+//!   to cover every byte this handle exposed; with zeroing on, bytes past it
+//!   are zero.
+//! - Bytes `[0, size)` are initialised (see `block.rs`), and bytes `[0, len)`
+//!   were zeroed when the pool handed the block out or written by this
+//!   handle's user since. Bytes `[len, size)` may hold an earlier user's data:
+//!   no safe method reads them or exposes them without writing them first
+//!   (zero on exposure: `Pool::get` zeroes its prefix, every method that
+//!   lengthens writes first, and the spare capacity is write-only).
 //! - `class` is the class the block belongs to in `pool` (or the oversized
 //!   pseudo-class for exact-size and empty blocks).
 //!
@@ -33,23 +36,34 @@
 //! let b = a.clone();
 //! ```
 
-use std::ops::{Deref, DerefMut};
-use std::ptr::NonNull;
-use std::{fmt, io, ptr, slice};
+use std::mem::MaybeUninit;
+use std::{ptr, slice};
 
-use crate::buffer::block::Block;
+use crate::buffer::block::{Block, BlockPtr};
 use crate::{Error, Pool};
 
 /// A byte buffer from a [`Pool`], with a length and a class-sized capacity.
 ///
 /// It dereferences to `[u8]` (its first `len()` bytes) and fills like a `Vec`:
 /// [`extend_from_slice`](Buf::extend_from_slice), [`resize`](Buf::resize),
-/// [`push`](Buf::push) and [`io::Write`]. Growing past the capacity moves the
+/// [`push`](Buf::push) and [`io::Write`](std::io::Write). Growing past the capacity moves the
 /// contents once into a buffer of the next class that fits, from the same
 /// pool. Dropping it gives the buffer back to the pool, even during a panic.
 ///
 /// `Buf` is `Send + Sync`: it may be dropped on another thread than the one
 /// that got it (the buffer then goes to that thread's cache).
+///
+/// # What a buffer shows
+///
+/// With zeroing on (the default), a `Buf` shows only zeroes and what its own
+/// user wrote: [`Pool::get`] zeroes the bytes it exposes, and every method
+/// that lengthens the buffer writes the new bytes first. Its spare capacity
+/// (past `len()`) may still hold an earlier user's bytes, which no safe
+/// method reads: [`spare_capacity_mut`](Buf::spare_capacity_mut) is
+/// write-only (`MaybeUninit`), and [`set_len`](Buf::set_len) is `unsafe`.
+/// The pool zeroes on exposure, not on release: a released buffer's bytes
+/// stay in memory until they are overwritten or freed, so overwrite a secret
+/// before dropping its buffer.
 ///
 /// # Examples
 ///
@@ -69,7 +83,7 @@ use crate::{Error, Pool};
 /// cost of a get+release).
 #[repr(C)]
 pub struct Buf<'p> {
-    ptr: NonNull<u8>,
+    ptr: BlockPtr,
     len: usize,
     size: usize,
     class: usize,
@@ -78,14 +92,12 @@ pub struct Buf<'p> {
 }
 
 const _: () = assert!(std::mem::size_of::<Buf<'_>>() == 6 * std::mem::size_of::<usize>());
-
-/// A `Buf` owns its block exclusively, like a `Vec<u8>`, and its pool is `Sync`.
-// SAFETY: no other handle reaches the block's bytes; sending the `Buf` sends
-// that ownership, and releasing on another thread is supported (the block then
-// goes to that thread's cache).
-unsafe impl Send for Buf<'_> {}
-// SAFETY: `&Buf` only reads the bytes (`as_slice`); every write needs `&mut`.
-unsafe impl Sync for Buf<'_> {}
+// `Send + Sync` follow from the fields: the block's pointer (`BlockPtr`) and
+// a `&Pool`.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Buf<'static>>();
+};
 
 impl<'p> Buf<'p> {
     /// Wraps `block` with `len` exposed bytes.
@@ -138,6 +150,45 @@ impl<'p> Buf<'p> {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as `as_slice`, and `&mut self` makes the access exclusive.
         unsafe { slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The bytes past the length, write-only: fill them, then
+    /// [`set_len`](Buf::set_len) to take them in. They may hold an earlier
+    /// user's bytes (see [What a buffer shows](Buf#what-a-buffer-shows)),
+    /// which is why they are `MaybeUninit`: reading them takes `unsafe`.
+    /// O(1).
+    ///
+    /// ```
+    /// let pool = magpool::Pool::new();
+    /// let mut buf = pool.with_capacity(16);
+    /// let spare = buf.spare_capacity_mut();
+    /// spare[0].write(b'h');
+    /// spare[1].write(b'i');
+    /// // SAFETY: the first two spare bytes were just written.
+    /// unsafe { buf.set_len(2) };
+    /// assert_eq!(&buf[..], b"hi");
+    /// ```
+    #[inline]
+    pub fn spare_capacity_mut(&mut self) -> &mut [MaybeUninit<u8>] {
+        // SAFETY: `len <= size` bytes of the block this handle owns; the
+        // slice is `MaybeUninit`, so nothing safe can read what is there.
+        unsafe { slice::from_raw_parts_mut(self.ptr.as_ptr().add(self.len).cast(), self.size - self.len) }
+    }
+
+    /// Sets the length to `len`, like `Vec::set_len`. O(1).
+    ///
+    /// # Safety
+    ///
+    /// - `len <= capacity()`;
+    /// - bytes `[old len, len)` were written since this `Buf` was handed out
+    ///   (through [`spare_capacity_mut`](Buf::spare_capacity_mut), or before
+    ///   a `truncate`). The memory is always initialised, so breaking only
+    ///   this second rule is not undefined behaviour, but it may expose an
+    ///   earlier user's bytes, which the pool otherwise never does.
+    #[inline]
+    pub unsafe fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= self.size, "set_len({len}) past a capacity of {}", self.size);
+        self.set_len_grown(len);
     }
 
     /// Sets the length to 0, keeping the capacity. O(1).
@@ -225,10 +276,26 @@ impl<'p> Buf<'p> {
 
     /// Records a length reached by writing, keeping the high-water mark.
     #[inline(always)]
-    fn set_len_grown(&mut self, len: usize) {
+    pub(crate) fn set_len_grown(&mut self, len: usize) {
         debug_assert!(len <= self.capacity());
         self.len = len;
         self.dirty = self.dirty.max(len);
+    }
+
+    /// Zeroes what an earlier user may have left past the length (up to the
+    /// mark), which then falls to the length: the whole spare capacity is
+    /// zero. Once per block at most: `read_from` calls it before lending
+    /// the spare capacity to a reader as `&mut [u8]`.
+    pub(crate) fn zero_spare(&mut self) {
+        let stale = self.dirty - self.len;
+        if stale == 0 {
+            return;
+        }
+        #[cfg(test)]
+        crate::buffer::block::ZEROED.with(|z| z.set(z.get() + stale));
+        // SAFETY: `len <= dirty <= size` bytes of the block this handle owns.
+        unsafe { self.ptr.as_ptr().add(self.len).write_bytes(0, stale) };
+        self.dirty = self.len;
     }
 
     /// Moves into a block that holds `len + additional` bytes.
@@ -239,6 +306,8 @@ impl<'p> Buf<'p> {
         let largest = self.pool.size_classes().last().copied().unwrap_or(0);
         // Oversized growth doubles, like `Vec`, so appending stays amortised O(1).
         let target = if needed > largest { needed.max(self.capacity().saturating_mul(2)) } else { needed };
+        // Nothing to zero: only the first `len` bytes are exposed, and they
+        // are copied over.
         let (block, class) = match self.pool.take(target) {
             Err(_) if target > needed => self.pool.take(needed)?,
             taken => taken?,
@@ -260,98 +329,6 @@ impl Drop for Buf<'_> {
         // rebuilt once: nothing reads them after a drop.
         let block = unsafe { Block::from_raw_parts(self.ptr, self.size, self.dirty) };
         self.pool.release(block, self.class);
-    }
-}
-
-impl Deref for Buf<'_> {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
-
-impl DerefMut for Buf<'_> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut [u8] {
-        self.as_mut_slice()
-    }
-}
-
-impl AsRef<[u8]> for Buf<'_> {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
-impl AsMut<[u8]> for Buf<'_> {
-    fn as_mut(&mut self) -> &mut [u8] {
-        self
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for Buf<'_> {
-    fn borrow(&self) -> &[u8] {
-        self
-    }
-}
-
-impl PartialEq<[u8]> for Buf<'_> {
-    fn eq(&self, other: &[u8]) -> bool {
-        self.as_slice() == other
-    }
-}
-
-impl PartialEq for Buf<'_> {
-    fn eq(&self, other: &Buf<'_>) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
-
-impl Eq for Buf<'_> {}
-
-impl Extend<u8> for Buf<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        let iter = iter.into_iter();
-        self.reserve(iter.size_hint().0);
-        iter.for_each(|b| self.push(b));
-    }
-}
-
-impl<'a> Extend<&'a u8> for Buf<'_> {
-    fn extend<I: IntoIterator<Item = &'a u8>>(&mut self, iter: I) {
-        self.extend(iter.into_iter().copied());
-    }
-}
-
-impl io::Write for Buf<'_> {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.try_reserve(bytes.len()).map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e))?;
-        self.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    #[inline]
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write(bytes).map(drop)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Buf<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SHOWN: usize = 32;
-        let head = &self.as_slice()[..self.len.min(SHOWN)];
-        f.debug_struct("Buf")
-            .field("len", &self.len)
-            .field("capacity", &self.capacity())
-            .field("oversized", &self.is_oversized())
-            .field("head", &head)
-            .finish()
     }
 }
 
@@ -377,6 +354,41 @@ mod tests {
         assert_eq!(b.as_ptr(), addr, "the same block comes back from the cache");
         assert!(b.iter().all(|&x| x == 0));
         assert_eq!(pool.stats().allocations, 1);
+    }
+
+    /// Bytes zeroed by `zero_prefix` and `zero_spare` on this thread while
+    /// running `f`.
+    fn zeroed_in(f: impl FnOnce()) -> usize {
+        let before = crate::buffer::block::ZEROED.with(std::cell::Cell::get);
+        f();
+        crate::buffer::block::ZEROED.with(std::cell::Cell::get) - before
+    }
+
+    #[test]
+    fn zeroes_only_what_it_exposes() {
+        let pool = small_pool(true);
+        // The last user wrote the whole 256-byte block.
+        drop(pool.get(256));
+        assert_eq!(zeroed_in(|| drop(pool.with_capacity(256))), 0, "with_capacity exposes nothing");
+        assert_eq!(zeroed_in(|| drop(pool.get(100))), 100, "get(100) zeroes 100 of the 256 dirty bytes");
+        // Writing through a with_capacity buffer zeroes nothing either.
+        let written = zeroed_in(|| {
+            let mut b = pool.with_capacity(256);
+            b.extend_from_slice(&[1; 200]);
+            b.truncate(10);
+            b.resize(150, 2);
+        });
+        assert_eq!(written, 0);
+        // A reader is lent the spare capacity as `&mut [u8]`: what an earlier
+        // user left there (up to the mark, 256) is zeroed once.
+        let read = zeroed_in(|| {
+            let mut b = pool.with_capacity(256);
+            b.extend_from_slice(&[3; 6]);
+            let mut input: &[u8] = &[4; 50];
+            b.read_from(&mut input).unwrap();
+            b.read_from(&mut input).unwrap();
+        });
+        assert_eq!(read, 256 - 6);
     }
 
     #[test]

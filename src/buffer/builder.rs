@@ -135,19 +135,21 @@ impl Builder {
         self
     }
 
-    /// Whether what a released buffer held is zeroed before the buffer is
-    /// reused (default `true`): then no buffer is ever handed out holding
-    /// another user's bytes, not even past its length. Only the part of a
-    /// buffer that was ever exposed (its length's high-water mark) is zeroed.
+    /// Whether a buffer's next user is kept from seeing what its last user
+    /// wrote (default `true`): then no safe method shows a byte an earlier
+    /// user wrote. The pool zeroes on exposure, only what is exposed:
+    /// [`Pool::get`]`(len)` zeroes `[0, len)` (as far as any user ever wrote),
+    /// [`Pool::with_capacity`] and growth zero nothing, and every method that
+    /// lengthens a buffer writes the new bytes first (see [`Buf`](crate::Buf)'s
+    /// "What a buffer shows"). A release writes nothing: O(1) at any size.
     ///
-    /// The zeroing happens when the pool next hands the buffer out, on the
-    /// thread that takes it, not in the drop: a release is O(1) at any size,
-    /// and the bytes are zeroed in the cache of the thread about to fill them.
-    /// Until then a cached buffer still holds its last contents in memory; a
-    /// buffer that held a secret should be overwritten before it is dropped.
+    /// Memory at rest is not scrubbed: a released buffer's bytes stay in
+    /// memory until they are overwritten or freed, in a cache or in the
+    /// spare capacity of the buffer's next user; a buffer that held a secret
+    /// should be overwritten before it is dropped.
     ///
     /// With `false`, a buffer from [`Pool::get`] holds whatever its last user
-    /// left there (always initialised memory).
+    /// left there (always initialised memory), and nothing is ever zeroed.
     pub fn zero_on_release(mut self, on: bool) -> Builder {
         self.zero_on_release = on;
         self

@@ -7,10 +7,11 @@
 //!   cached (its capacities are `(0, 0)`), its blocks allocated exactly and
 //!   freed on release. A zero-length request is class `n` too, with an empty
 //!   block that is never counted.
-//! - With `zero_on_release`, every block handed out is all zeroes: fresh
-//!   blocks come from `alloc_zeroed`, and a cached block, zero past its dirty
-//!   mark (`block.rs`), is wiped up to the mark by [`take`](Pool::take) before
-//!   anyone sees it. Release itself writes nothing: it is O(1) at any size.
+//! - With `zero_on_release`, no byte a buffer exposes was written by an
+//!   earlier user: fresh blocks come from `alloc_zeroed`, a cached block is
+//!   zero past its dirty mark (`block.rs`), `get(len)` zeroes `[0, len)` up
+//!   to the mark, and a `Buf` writes every byte it exposes beyond that
+//!   (`buf.rs`). Release itself writes nothing: it is O(1) at any size.
 //!
 //! Called by [`Buf`] (release, growth) and by users.
 
@@ -86,6 +87,23 @@ impl Pool {
         Builder::default()
     }
 
+    /// Keeps this pool for the life of the process, so that its buffers are
+    /// `Buf<'static>`: they can move into spawned tasks and threads, and
+    /// [`freeze`](Buf::freeze) into `bytes::Bytes`. Costs one small
+    /// allocation, once; the pool is never dropped (its memory stays bounded
+    /// as configured, and [`reclaim_idle`](Pool::reclaim_idle) still gives
+    /// back what goes unused).
+    ///
+    /// ```
+    /// let pool = magpool::Pool::builder().size_classes([4096, 65536]).build()?.leak();
+    /// let buf = pool.get(100);
+    /// std::thread::spawn(move || assert_eq!(buf.len(), 100)).join().unwrap();
+    /// # Ok::<(), magpool::Error>(())
+    /// ```
+    pub fn leak(self) -> &'static Pool {
+        Box::leak(Box::new(self))
+    }
+
     /// This pool's id in the registry of live pools: observers such as the
     /// metrics collector hold it instead of a reference, so the pool can drop.
     #[cfg(feature = "metrics")]
@@ -144,14 +162,18 @@ impl Pool {
     /// memory. The pool is unchanged either way.
     #[inline]
     pub fn try_get(&self, len: usize) -> Result<Buf<'_>, Error> {
-        let (block, class) = self.take(len)?;
+        let (mut block, class) = self.take(len)?;
+        if self.zero_on_release {
+            block.zero_prefix(len);
+        }
         Ok(Buf::new(self, block, class, len))
     }
 
     /// An empty buffer with room for at least `capacity` bytes: the smallest
     /// class that holds it. Filling it past its capacity moves it to a larger
-    /// class, like `Vec` growth. Same cost as [`get`](Pool::get), and nothing
-    /// to zero when it comes back unwritten.
+    /// class, like `Vec` growth. Zeroes nothing: the buffer exposes no byte
+    /// until its user writes it (see [`Buf`]'s "What a buffer shows"), so a
+    /// get and release costs the same at any size.
     ///
     /// # Panics
     ///
@@ -254,17 +276,15 @@ impl Pool {
 
     // === the get and release paths ===
 
-    /// Finds a block for `size` bytes, wiped when zeroing is on: the hot path.
+    /// Finds a block for `size` bytes: the hot path. Zeroes nothing (the
+    /// caller zeroes what it exposes).
     #[inline(always)]
     pub(crate) fn take(&self, size: usize) -> Result<(Block, usize), Error> {
         let class = self.classes.class_of(size);
-        let mut block = match self.shared.caches.pop(self.id, class) {
+        let block = match self.shared.caches.pop(self.id, class) {
             Some(block) => block,
             None => self.take_slow(size, class)?,
         };
-        if self.zero_on_release {
-            block.wipe();
-        }
         Ok((block, class))
     }
 
