@@ -83,6 +83,12 @@
 //! - **Pool drop.** Dropping a [`Pool`] frees everything it holds, in every
 //!   thread's cache, at once. A [`Buf`] cannot outlive its pool.
 //! - **Panics.** A `Buf` is returned to its pool when a panic unwinds past it.
+//! - **No re-entry.** No item is made, reset or dropped, and no allocator is
+//!   called, while a thread's cache is borrowed: a `Drop` or
+//!   [`Recycle`] that uses the same pool again works. magpool allocates its
+//!   blocks and its own bookkeeping from the global allocator, so it cannot
+//!   itself be the `#[global_allocator]`; any other re-entry is a bug, and
+//!   debug builds panic on it instead of aliasing.
 //!
 //! # Safety and correctness
 //!
@@ -131,6 +137,7 @@ mod cache;
 mod error;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod object;
 mod stats;
 mod sync;
 
@@ -144,6 +151,7 @@ pub use buffer::builder::{
 pub use buffer::pool::Pool;
 pub use buffer::size_class::MAX_CLASSES;
 pub use error::Error;
+pub use object::{Clear, ObjectPool, ObjectPoolBuilder, Pooled, Recycle};
 pub use stats::{ClassStats, Stats};
 
 use once_cell::sync::OnceCell;

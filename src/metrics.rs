@@ -39,6 +39,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::cache::local;
+use crate::object::{ObjectPool, Recycle};
 use crate::{ClassStats, Pool, Stats};
 
 // === impl Pool ===
@@ -62,12 +63,16 @@ impl Pool {
     /// | `magpool_magazine_exchanges_total` | counter | `direction="refill\|spill"` |
     /// | `magpool_buffer_hits_total` | counter | `layer="thread\|depot\|allocator"` |
     /// | `magpool_trim_bytes_total` | counter | |
+    /// | `magpool_reclaimed_bytes_total` | counter | |
+    /// | `magpool_thread_cached_bytes` | gauge | (no `class`: the pool's total) |
+    /// | `magpool_reclaims_total` | counter | (no `class`) |
     ///
     /// Hits say which layer served each get: `depot` counts refills (each
     /// serves the get that asked for it), `allocator` counts allocations, and
-    /// `thread` is the rest of the gets. Trim bytes are buffers freed by
-    /// [`trim`](Pool::trim) times their class size. Families that cannot apply
-    /// to oversized buffers (retained, depot, exchanges, trim) have samples for
+    /// `thread` is the rest of the gets. Trim and reclaimed bytes are buffers
+    /// freed by [`trim`](Pool::trim) and [`reclaim_idle`](Pool::reclaim_idle)
+    /// times their class size. Families that cannot apply to oversized
+    /// buffers (retained, depot, exchanges, trim, reclaimed) have samples for
     /// the pooled classes only.
     ///
     /// The registry does not keep the pool alive: after the pool is dropped its
@@ -100,7 +105,39 @@ impl Pool {
     /// # Ok::<(), std::fmt::Error>(())
     /// ```
     pub fn register_metrics(&self, registry: &mut Registry) {
-        registry.register_collector(Box::new(PoolCollector { pool: self.id() }));
+        registry.register_collector(Box::new(PoolCollector { pool: self.id(), objects: None }));
+    }
+}
+
+// === impl ObjectPool ===
+
+impl<T, R> ObjectPool<T, R>
+where
+    T: Send + 'static,
+    R: Recycle<T> + Send + Sync + 'static,
+{
+    /// Registers this pool's counters with `registry`, as
+    /// [`Pool::register_metrics`] does, with `object` in the family names
+    /// where the byte pool has `buffer` (`magpool_object_gets_total`, …) and
+    /// one `class`, named after `T` (`class="alloc::vec::Vec<u64>"`); there
+    /// is no oversized class. Retained, trim and reclaimed bytes count the
+    /// objects' own size (`size_of::<T>()`), not what they point to.
+    ///
+    /// ```
+    /// use prometheus_client::{encoding::text::encode, registry::Registry};
+    ///
+    /// let pool = magpool::ObjectPool::<String>::new(magpool::Clear::default());
+    /// let mut registry = Registry::default();
+    /// pool.register_metrics(&mut registry);
+    /// drop(pool.get());
+    /// let mut text = String::new();
+    /// encode(&mut text, &registry)?;
+    /// assert!(text.contains("magpool_object_gets_total{class=\"alloc::string::String\"} 1\n"));
+    /// # Ok::<(), std::fmt::Error>(())
+    /// ```
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let objects = Some(std::any::type_name::<T>());
+        registry.register_collector(Box::new(PoolCollector { pool: self.id(), objects }));
     }
 }
 
@@ -111,9 +148,11 @@ impl Pool {
 /// # Invariants
 ///
 /// `pool` is an id in the registry of live pools: see the module docs.
+/// `objects` names the object type of an object pool (`None`: a byte pool).
 #[derive(Debug)]
 pub(crate) struct PoolCollector {
     pool: u64,
+    objects: Option<&'static str>,
 }
 
 impl Collector for PoolCollector {
@@ -123,7 +162,8 @@ impl Collector for PoolCollector {
         let Some(stats) = local::find_pool(self.pool).map(|pool| pool.stats()) else {
             return Ok(()); // the pool is gone: nothing to report
         };
-        FAMILIES.iter().try_for_each(|family| family.encode(&stats, &mut encoder))
+        FAMILIES.iter().try_for_each(|family| family.encode(&stats, self.objects, &mut encoder))?;
+        POOL_FAMILIES.iter().try_for_each(|family| family.encode(&stats, &mut encoder))
     }
 }
 
@@ -160,7 +200,7 @@ struct Family {
 }
 
 /// Every family, in encoding order.
-const FAMILIES: [Family; 11] = [
+const FAMILIES: [Family; 12] = [
     Family {
         name: "magpool_buffer_allocations",
         help: "Buffers obtained from the global allocator.",
@@ -264,20 +304,82 @@ const FAMILIES: [Family; 11] = [
         split: None,
         reads: &[("", |c| c.trimmed.saturating_mul(c.size as u64))],
     },
+    Family {
+        name: "magpool_reclaimed",
+        help: "Bytes of free buffers released to the global allocator by reclaim_idle (by hand or in the background).",
+        unit: Some(Unit::Bytes),
+        kind: MetricType::Counter,
+        cover: Cover::Pooled,
+        split: None,
+        reads: &[("", |c| c.reclaimed.saturating_mul(c.size as u64))],
+    },
 ];
+
+/// A family with one sample for the whole pool, no `class` label.
+#[derive(Debug)]
+struct PoolFamily {
+    name: &'static str,
+    help: &'static str,
+    unit: Option<Unit>,
+    kind: MetricType,
+    read: fn(&Stats) -> u64,
+}
+
+/// Every pool-wide family, encoded after [`FAMILIES`].
+const POOL_FAMILIES: [PoolFamily; 2] = [
+    PoolFamily {
+        name: "magpool_thread_cached",
+        help: "Bytes of free buffers held in threads' caches, all threads.",
+        unit: Some(Unit::Bytes),
+        kind: MetricType::Gauge,
+        read: |s| s.thread_cached_bytes,
+    },
+    PoolFamily {
+        name: "magpool_reclaims",
+        help: "Calls of reclaim_idle, by hand or by the background reclaimer.",
+        unit: None,
+        kind: MetricType::Counter,
+        read: |s| s.reclaims,
+    },
+];
+
+impl PoolFamily {
+    fn encode(&self, stats: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let metric = encoder.encode_descriptor(self.name, self.help, self.unit.as_ref(), self.kind)?;
+        let value = (self.read)(stats);
+        match self.kind {
+            MetricType::Counter => ConstCounter::new(value).encode(metric),
+            _ => ConstGauge::new(value).encode(metric),
+        }
+    }
+}
 
 impl Family {
     /// Writes the descriptor, then one sample per covered class (and per
-    /// `reads` entry).
-    fn encode(&self, stats: &Stats, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
-        let mut metric = encoder.encode_descriptor(self.name, self.help, self.unit.as_ref(), self.kind)?;
-        let (pooled, oversized) = match self.cover {
-            Cover::All => (&stats.classes[..], Some(&stats.oversized_class)),
-            Cover::Pooled => (&stats.classes[..], None),
-            Cover::Oversized => (&[][..], Some(&stats.oversized_class)),
+    /// `reads` entry). For an object pool (`objects` names the type) the
+    /// families say `object` for `buffer`, the one class is labelled with
+    /// the type, and the oversized family is left out.
+    fn encode(&self, stats: &Stats, objects: Option<&'static str>, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        if objects.is_some() && matches!(self.cover, Cover::Oversized) {
+            return Ok(());
+        }
+        let (name, help) = match objects {
+            None => (self.name.into(), self.help.into()),
+            Some(_) => (self.name.replace("buffer", "object"), self.help.replace("Buffers", "Objects")),
+        };
+        let mut metric = encoder.encode_descriptor(&name, &help, self.unit.as_ref(), self.kind)?;
+        let (pooled, oversized) = match (self.cover, objects) {
+            (_, Some(_)) => (&stats.classes[..], None),
+            (Cover::All, None) => (&stats.classes[..], Some(&stats.oversized_class)),
+            (Cover::Pooled, None) => (&stats.classes[..], None),
+            (Cover::Oversized, None) => (&[][..], Some(&stats.oversized_class)),
         };
         for class in pooled.iter().chain(oversized) {
-            let by_class = [("class", Class(class.size))];
+            let label = match objects {
+                Some(name) => Class::Named(name),
+                None => Class::Sized(class.size),
+            };
+            let by_class = [("class", label)];
             match self.split {
                 None => self.sample(&mut metric, &by_class, self.reads[0].1(class))?,
                 Some(key) => {
@@ -301,15 +403,20 @@ impl Family {
 
 // === impl Class ===
 
-/// The `class` label's value: a class size in bytes, or 0 for oversized.
+/// The `class` label's value: a class size in bytes, or 0 for oversized;
+/// or an object pool's type.
 #[derive(Clone, Copy, Debug)]
-struct Class(usize);
+enum Class {
+    Sized(usize),
+    Named(&'static str),
+}
 
 impl EncodeLabelValue for Class {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
-        match self.0 {
-            0 => encoder.write_str("oversized"),
-            size => write!(encoder, "{size}"),
+        match *self {
+            Class::Sized(0) => encoder.write_str("oversized"),
+            Class::Sized(size) => write!(encoder, "{size}"),
+            Class::Named(name) => encoder.write_str(name),
         }
     }
 }
@@ -393,6 +500,17 @@ magpool_buffer_hits_total{class=\"oversized\",layer=\"allocator\"} 0
 # TYPE magpool_trim_bytes counter
 # UNIT magpool_trim_bytes bytes
 magpool_trim_bytes_total{class=\"4096\"} 0
+# HELP magpool_reclaimed_bytes Bytes of free buffers released to the global allocator by reclaim_idle (by hand or in the background).
+# TYPE magpool_reclaimed_bytes counter
+# UNIT magpool_reclaimed_bytes bytes
+magpool_reclaimed_bytes_total{class=\"4096\"} 0
+# HELP magpool_thread_cached_bytes Bytes of free buffers held in threads' caches, all threads.
+# TYPE magpool_thread_cached_bytes gauge
+# UNIT magpool_thread_cached_bytes bytes
+magpool_thread_cached_bytes 4096
+# HELP magpool_reclaims Calls of reclaim_idle, by hand or by the background reclaimer.
+# TYPE magpool_reclaims counter
+magpool_reclaims_total 0
 # EOF
 ";
         assert_eq!(scrape(&registry), expected);

@@ -21,8 +21,9 @@ fn scrape(registry: &Registry) -> (String, Exposition) {
     (text, parsed)
 }
 
-/// Every family: name as exposed, type, unit, and the extra label (if any).
-const FAMILIES: [(&str, OpenMetricsType, &str, Option<&str>); 11] = [
+/// Every family with a `class` label: name as exposed, type, unit, and the
+/// extra label (if any).
+const FAMILIES: [(&str, OpenMetricsType, &str, Option<&str>); 12] = [
     ("magpool_buffer_allocations", OpenMetricsType::Counter, "", None),
     ("magpool_buffer_gets", OpenMetricsType::Counter, "", None),
     ("magpool_buffer_puts", OpenMetricsType::Counter, "", None),
@@ -34,7 +35,19 @@ const FAMILIES: [(&str, OpenMetricsType, &str, Option<&str>); 11] = [
     ("magpool_magazine_exchanges", OpenMetricsType::Counter, "", Some("direction")),
     ("magpool_buffer_hits", OpenMetricsType::Counter, "", Some("layer")),
     ("magpool_trim_bytes", OpenMetricsType::Counter, "bytes", None),
+    ("magpool_reclaimed_bytes", OpenMetricsType::Counter, "bytes", None),
 ];
+
+/// Every pool-wide family (no label): name as exposed, type, unit, and its
+/// value in `Stats`.
+type PoolFamily = (&'static str, OpenMetricsType, &'static str, fn(&Stats) -> u64);
+const POOL_FAMILIES: [PoolFamily; 2] = [
+    ("magpool_thread_cached_bytes", OpenMetricsType::Gauge, "bytes", |s| s.thread_cached_bytes),
+    ("magpool_reclaims", OpenMetricsType::Counter, "", |s| s.reclaims),
+];
+
+/// Every family a pool exposes.
+const ALL: usize = FAMILIES.len() + POOL_FAMILIES.len();
 
 /// The samples `stats` should produce, keyed by (family, class, extra label
 /// value): the definitions, written out independently of the crate.
@@ -61,8 +74,12 @@ fn expected(stats: &Stats) -> BTreeMap<(&'static str, String, &'static str), u64
         put("magpool_magazine_exchanges", "refill", c.refills);
         put("magpool_magazine_exchanges", "spill", c.spills);
         put("magpool_trim_bytes", "", c.trimmed * c.size as u64);
+        put("magpool_reclaimed_bytes", "", c.reclaimed * c.size as u64);
     }
     want.insert(("magpool_buffer_oversized", "oversized".into(), ""), stats.oversized);
+    for (name, _, _, read) in POOL_FAMILIES {
+        want.insert((name, String::new(), ""), read(stats));
+    }
     want
 }
 
@@ -101,6 +118,21 @@ fn found(exposition: &Exposition, prefix: &str) -> BTreeMap<(&'static str, Strin
             assert!(got.insert((name, class, extra), value).is_none(), "{full}: a label set twice");
         }
     }
+    for (name, kind, unit, _) in POOL_FAMILIES {
+        let full = format!("{prefix}{name}");
+        let family = exposition.families.get(&full).unwrap_or_else(|| panic!("no family {full}"));
+        assert_eq!((family.family_type, family.unit.as_str()), (kind, unit), "{full}");
+        assert!(family.get_label_names().is_empty(), "{full} is pool-wide");
+        let samples: Vec<_> = family.iter_samples().collect();
+        assert_eq!(samples.len(), 1, "{full}");
+        let value = match &samples[0].value {
+            OpenMetricsValue::Counter(c) => c.value.as_i64(),
+            OpenMetricsValue::Gauge(g) => g.as_i64(),
+            other => panic!("{full}: not a counter or gauge: {other:?}"),
+        };
+        let value = value.and_then(|v| u64::try_from(v).ok()).expect("a non-negative integer");
+        got.insert((name, String::new(), ""), value);
+    }
     got
 }
 
@@ -135,7 +167,7 @@ fn values() {
 
     let (text, exposition) = scrape(&registry);
     let stats = pool.stats();
-    assert_eq!(exposition.families.len(), FAMILIES.len(), "{text}");
+    assert_eq!(exposition.families.len(), ALL, "{text}");
     assert_eq!(found(&exposition, ""), expected(&stats), "{text}");
 
     // The workload really moved every counter, so equality above means something.
@@ -160,7 +192,7 @@ fn two_pools_prefix() {
     drop(b.get(100));
 
     let (text, exposition) = scrape(&registry);
-    assert_eq!(exposition.families.len(), 2 * FAMILIES.len(), "{text}");
+    assert_eq!(exposition.families.len(), 2 * ALL, "{text}");
     assert_eq!(found(&exposition, "ingest_"), expected(&a.stats()), "{text}");
     assert_eq!(found(&exposition, "egress_"), expected(&b.stats()), "{text}");
     drop(held);
@@ -202,7 +234,7 @@ fn dropped() {
 
     let (text, exposition) = scrape(&registry);
     assert!(!text.contains("gone_"), "{text}");
-    assert_eq!(exposition.families.len(), FAMILIES.len(), "{text}");
+    assert_eq!(exposition.families.len(), ALL, "{text}");
     assert_eq!(found(&exposition, "kept_"), expected(&kept.stats()), "{text}");
     drop(kept);
     // Not parsed: an exposition with no family ("# EOF" alone) is valid
@@ -222,4 +254,35 @@ fn global() {
     // lower bound only.
     let got = found(&exposition, "");
     assert!(got[&("magpool_buffer_gets", "4096".to_string(), "")] >= 1);
+}
+
+/// An object pool's exposition: the same families, `object` for `buffer`,
+/// one class named after the type, no oversized family; values as `stats`.
+#[test]
+fn object_pool() {
+    let pool = magpool::ObjectPool::<Vec<u64>>::new(magpool::Clear::new(8, 64));
+    let mut registry = Registry::default();
+    pool.register_metrics(&mut registry);
+    let held: Vec<_> = (0..40).map(|_| pool.get()).collect();
+    drop(held);
+    let mut big = pool.get();
+    big.extend(0..100); // past the bound: dropped on release
+    drop(big);
+    let (text, exposition) = scrape(&registry);
+    let stats = pool.stats();
+    assert_eq!(exposition.families.len(), ALL - 1, "no oversized family:\n{text}");
+    let class = "alloc::vec::Vec<u64>";
+    for (family, value) in [
+        ("magpool_object_gets_total", stats.gets),
+        ("magpool_object_puts_total", stats.puts),
+        ("magpool_object_allocations_total", stats.allocations),
+        ("magpool_object_discarded_total", stats.discarded),
+        ("magpool_object_in_use", 0),
+    ] {
+        let line = format!("{family}{{class=\"{class}\"}} {value}\n");
+        assert!(text.contains(&line), "missing {line}{text}");
+    }
+    assert_eq!((stats.gets, stats.puts), (41, 41));
+    assert!(stats.discarded >= 1, "the outgrown Vec was dropped: {stats:?}");
+    assert!(!text.contains("magpool_buffer_") && !text.contains("oversized"), "{text}");
 }

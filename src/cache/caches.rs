@@ -188,6 +188,14 @@ impl<T: Send + 'static> Caches<T> {
         }
     }
 
+    /// Counts the release of an item of `class` that the pool dropped
+    /// itself instead of releasing (a refused or panicking recycle, a
+    /// detached object): a put and a discard, in the shared counters.
+    pub(crate) fn count_dropped(&self, class: usize) {
+        self.remote[class].puts.bump_shared(1);
+        self.remote[class].discarded.bump_shared(1);
+    }
+
     /// Frees what the depot and the calling thread's cache hold.
     pub(crate) fn trim(&self) {
         if let Some(access) = self.access() {

@@ -290,3 +290,47 @@ impl Drop for Revoked<'_> {
         self.owner.state.store(self.serial, Release);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Owner accesses never nest: a nested one is a bug (user code or an
+    /// allocator calling back into magpool from inside one), caught in
+    /// debug builds before it could alias the cache.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "re-entry")]
+    fn a_nested_access_panics_in_debug_builds() {
+        let thread = ThreadState::new();
+        thread.begin();
+        thread.begin();
+    }
+
+    #[test]
+    fn revocation_makes_the_hint_miss_and_waits_for_the_owner() {
+        let thread = ThreadState::new();
+        let owner = Owner::new(7, &thread);
+        let (addr, slot) = (8 as *const (), 16 as *const ());
+        thread.remember(3, addr, slot);
+        assert_eq!((thread.hint(3), thread.hinted_slot(3)), (Some(addr), Some(slot)));
+        assert_eq!(thread.hint(7), None, "another pool in the same way misses");
+        // A reclaimer holds the slot: the hint misses from now on, and the
+        // owner, not inside an access, is idle.
+        let held = owner.revoke(3).expect("an owned slot");
+        assert_eq!(thread.hint(3), None);
+        assert!(held.idle());
+        assert!(owner.revoke(3).is_none(), "held already");
+        drop(held);
+        owner.settle(7); // handed back: no wait
+                         // Busy: inside an access, the reclaimer must give up.
+        thread.remember(3, addr, slot);
+        thread.begin();
+        let held = owner.revoke(3).expect("owned");
+        assert!(!held.idle());
+        drop(held);
+        thread.end();
+        owner.release(7);
+        assert!(owner.revoke(3).is_none(), "a free slot has nothing to take");
+    }
+}
