@@ -272,8 +272,7 @@ impl<T: Send + 'static> Caches<T> {
 
     /// The exit hook's flush of the slot this thread registered (`local.rs`):
     /// gives its cache to the depot and releases the slot, if thread `serial`
-    /// still owns it. One pin for the whole flush (the thread's own epoch
-    /// handle may be gone by now, and each pin would register anew).
+    /// still owns it, with one pin for the whole flush (`exchange::flush`).
     pub(crate) fn flush_at_exit(&self, slot: SlotAddr, serial: u64) {
         // SAFETY: the hook passes the address this thread registered for this
         // pool, a slot in `self.slots`, alive as long as `self` (which the
@@ -283,7 +282,6 @@ impl<T: Send + 'static> Caches<T> {
             return;
         }
         let access = OwnerAccess { slot, serial, id: self.id };
-        let _pinned = self.depot.pin();
         exchange::flush(&access, &self.depot, Flush::ToDepot, |class, spilled, dropped| {
             slot.cache.counters(class).spills.bump_local(spilled);
             slot.cache.counters(class).discarded.bump_local(dropped);

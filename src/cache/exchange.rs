@@ -357,15 +357,16 @@ impl<T> Spent<T> {
     }
 }
 
-/// Sends `out` to the depot: full magazines within its limit, empty ones to
-/// keep. Returns how many full magazines it took, and what it refused.
+/// Sends `out` to the depot, pinned by `guard`: full magazines within its
+/// limit, empty ones to keep. Returns how many full magazines it took, and
+/// what it refused.
 pub(crate) fn give_back<T: Send + 'static>(
     class: usize,
     out: impl IntoIterator<Item = Magazine<T>>,
     depot: &Depot<T>,
+    guard: &Guard,
 ) -> (u64, Spent<T>) {
     let (mut spilled, mut spent) = (0, Spent::default());
-    let guard = &depot.pin();
     for mag in out {
         if mag.is_empty() {
             depot.push_empty(class, mag, guard);
@@ -460,7 +461,7 @@ fn settle<T: Send + 'static>(
 ) {
     // SAFETY: inside an owner access (`Access::with`).
     let rest = access.with(move |cache| unsafe { cache.put(class, taken) });
-    let (spilled, refused) = give_back(class, rest.into_magazines(), depot);
+    let (spilled, refused) = give_back(class, rest.into_magazines(), depot, &depot.pin());
     counters.spills.bump_local(spilled);
     spent.items.extend(refused.items);
     spent.magazines.extend(refused.magazines);
@@ -483,30 +484,41 @@ pub(crate) enum Flush {
 /// turn). Calls `note(class, spilled, dropped)` for each class that spilled
 /// or dropped anything: the caller counts them where it may write (the
 /// owner in its own counters, the reclaimer in the shared ones).
+///
+/// One pin for the whole flush: at thread exit the thread's own epoch
+/// handle may be gone, and every pin would then register a new participant.
+/// Items are dropped after it, outside the pin.
 pub(crate) fn flush<T: Send + 'static>(
     access: &impl Access<T>,
     depot: &Depot<T>,
     how: Flush,
     mut note: impl FnMut(usize, u64, u64),
 ) {
-    let classes = access.with(|cache| cache.len());
-    for class in 0..classes {
-        // SAFETY: inside an owner access (`Access::with`).
-        let taken = access.with(|cache| unsafe { cache.take(class) });
-        let mut spent = Spent::default();
-        let mags: Vec<_> = match how {
-            Flush::ToDepot => taken.into_magazines().collect(),
-            Flush::Free => taken
-                .into_magazines()
-                .map(|mut mag| {
-                    spent.items.extend(mag.drain());
-                    mag
-                })
-                .collect(),
-        };
-        let (spilled, refused) = give_back(class, mags, depot);
-        spent.items.extend(refused.items);
-        spent.magazines.extend(refused.magazines);
+    let mut spent_all = Vec::new();
+    {
+        let guard = depot.pin();
+        let classes = access.with(|cache| cache.len());
+        for class in 0..classes {
+            // SAFETY: inside an owner access (`Access::with`).
+            let taken = access.with(|cache| unsafe { cache.take(class) });
+            let mut spent = Spent::default();
+            let mags: Vec<_> = match how {
+                Flush::ToDepot => taken.into_magazines().collect(),
+                Flush::Free => taken
+                    .into_magazines()
+                    .map(|mut mag| {
+                        spent.items.extend(mag.drain());
+                        mag
+                    })
+                    .collect(),
+            };
+            let (spilled, refused) = give_back(class, mags, depot, &guard);
+            spent.items.extend(refused.items);
+            spent.magazines.extend(refused.magazines);
+            spent_all.push((class, spilled, spent));
+        }
+    }
+    for (class, spilled, spent) in spent_all {
         let dropped = spent.drop_all();
         if spilled + dropped > 0 {
             note(class, spilled, dropped);
