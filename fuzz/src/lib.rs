@@ -49,4 +49,36 @@ mod tests {
             Op::Release { thread: 0, buf: 0 },
         ]);
     }
+
+    /// The paths issues 16, 18 and 19 added: a read into the spare capacity
+    /// of a buffer that was filled and truncated (the reader must see only
+    /// zeroes), reclaims between and after, and objects released on the
+    /// other thread, one of them grown past the policy's bound (refused).
+    #[test]
+    fn read_from_reclaim_and_objects() {
+        run(&[
+            Op::Get { thread: 0, len: 1000, whole: true },
+            Op::Write { buf: 0, seed: 5 },
+            Op::Truncate { buf: 0, len: 7 },
+            Op::ReadFrom { thread: 1, buf: 0, len: 40, seed: 6 },
+            Op::Release { thread: 1, buf: 0 },
+            Op::Get { thread: 0, len: 256, whole: true },
+            Op::Write { buf: 0, seed: 9 },
+            Op::Release { thread: 0, buf: 0 },
+            Op::WithCapacity { thread: 0, capacity: 10 },
+            Op::ReadFrom { thread: 0, buf: 0, len: 300, seed: 3 },
+            Op::Reclaim { thread: 1 },
+            Op::GetObject { thread: 0 },
+            Op::GetObject { thread: 0 },
+            Op::PushObject { obj: 0, len: 200, seed: 1 },
+            Op::PushObject { obj: 1, len: 3, seed: 2 },
+            Op::ReleaseObject { thread: 1, obj: 0 },
+            Op::ReleaseObject { thread: 1, obj: 0 },
+            Op::Reclaim { thread: 0 },
+            Op::Reclaim { thread: 0 },
+            Op::GetObject { thread: 1 },
+            Op::Flush { thread: 1 },
+            Op::Release { thread: 1, buf: 0 },
+        ]);
+    }
 }

@@ -459,6 +459,14 @@ fn settle<T: Send + 'static>(
     depot: &Depot<T>,
     mut spent: Spent<T>,
 ) {
+    // The bug the three steps exist to avoid: what the exchange spent is
+    // dropped while the class's cell is still borrowed.
+    #[cfg(all(loom, magpool_mutant = "drop_inside_access"))]
+    // SAFETY: none: this is the mutant that must fail under loom.
+    let spent = {
+        access.with(|cache| unsafe { cache.with_borrowed(class, move || drop(spent)) });
+        Spent::default()
+    };
     // SAFETY: inside an owner access (`Access::with`).
     let rest = access.with(move |cache| unsafe { cache.put(class, taken) });
     let (spilled, refused) = give_back(class, rest.into_magazines(), depot, &depot.pin());

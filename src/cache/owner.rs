@@ -13,10 +13,11 @@
 //!  owner (every get and release)        reclaimer (an idle slot)
 //!  in_op = 1            (plain store)   state: serial → serial|REVOKED  (CAS)
 //!  light barrier        (compiler only) hint[id]: id → 0                (CAS)
-//!  hint[id] == id? ──no──► slow path    heavy barrier (membarrier)
-//!      │ yes               waits while  in_op == 0?  ──no──► give up
-//!      ▼                   REVOKED         │ yes
-//!  pop / push                              ▼
+//!  hint[id] == id? ──no──► slow path:   heavy barrier (membarrier)
+//!      │ yes               CAS state,   in_op == 0?  ──no──► give up
+//!      ▼                   wait while      │ yes
+//!                          REVOKED         ▼
+//!  pop / push
 //!  in_op = 0            (Release)       take every magazine; free
 //!                                       state: → serial             (Release)
 //! ```
@@ -218,16 +219,29 @@ impl Owner {
         self.state.load(Relaxed) & !REVOKED == serial
     }
 
-    /// The owner, inside an access, before it touches the cache: waits while
-    /// a reclaimer holds the slot. Acquire: what the reclaimer did happens
-    /// before what the owner does next.
+    /// The owner's slow path, inside an access, before it touches the cache
+    /// (and before it writes its hint again): waits while a reclaimer holds
+    /// the slot.
+    ///
+    /// A read-modify-write, not a load, because a load may return a state
+    /// older than a revocation whose hint it has already seen (nothing
+    /// orders the two locations), and the owner would then remember the
+    /// hint under a reclaimer that goes on to find it idle (the loom model
+    /// `idle_thread_hand_off` found exactly that). An RMW reads the latest
+    /// state: a revocation before it makes it wait, and (AcqRel) a revocation
+    /// after it acquires this access's `in_op` store, so that reclaimer sees
+    /// the owner busy, or its end and everything before. Acquire on the wait:
+    /// what the reclaimer did happens before what the owner does next.
     pub(crate) fn settle(&self, serial: u64) {
-        loop {
-            let state = self.state.load(Acquire);
-            if state & REVOKED == 0 {
-                debug_assert_eq!(state, serial, "settle by a thread that does not own the slot");
-                return;
+        if cfg!(all(loom, magpool_mutant = "settle_loads")) {
+            // The first version: a load, which the model catches.
+            while self.state.load(Acquire) & REVOKED != 0 {
+                yield_now();
             }
+            return;
+        }
+        while let Err(state) = self.state.compare_exchange(serial, serial, AcqRel, Acquire) {
+            debug_assert_eq!(state & !REVOKED, serial, "settle by a thread that does not own the slot");
             yield_now();
         }
     }

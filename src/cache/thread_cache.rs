@@ -368,6 +368,19 @@ impl<T: Send + 'static> ThreadCache<T> {
         }
     }
 
+    /// Runs `f` while the cells of `class` are borrowed: only the loom
+    /// mutant `drop_inside_access` does this (the bug of dropping items
+    /// inside the cell, which `exchange.rs`'s three steps avoid).
+    ///
+    /// # Safety
+    ///
+    /// None: it exists to be caught.
+    #[cfg(all(loom, magpool_mutant = "drop_inside_access"))]
+    pub(crate) unsafe fn with_borrowed<R>(&self, class: usize, f: impl FnOnce() -> R) -> R {
+        // SAFETY: none (see above).
+        unsafe { self.with(class, |_, _, _| f()) }
+    }
+
     /// Number of items cached for `class` (for tests and loom models).
     ///
     /// # Safety

@@ -3,6 +3,8 @@
 //! or freed), none twice, none lost.
 
 mod depot;
+mod objects;
+mod reclaim;
 mod slots;
 mod stats;
 mod thread_cache;
@@ -68,6 +70,15 @@ impl Item {
         let seen = self.payload.with(|p| unsafe { *p });
         assert_eq!(seen, self.id, "item {} carries payload {seen}", self.id);
         self.id
+    }
+
+    /// Writes the payload again, as an object pool's `recycle` resets an
+    /// object on the releasing thread: whoever gets the item next must see
+    /// this write.
+    pub(crate) fn recycle(&mut self) {
+        let id = self.id;
+        // SAFETY: whoever holds an `Item` owns it; loom checks the ordering.
+        self.payload.with_mut(|p| unsafe { *p = id });
     }
 }
 
