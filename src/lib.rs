@@ -1,6 +1,10 @@
-//! A thread-local magazine allocator for byte buffers: lock-free per-thread
-//! caches, an epoch-protected shared depot, and the global allocator behind
-//! them, after Bonwick & Adams' magazines (USENIX 2001).
+//! A thread-local slab allocator for byte buffers and typed objects:
+//! lock-free per-thread caches, an epoch-protected shared depot, and the
+//! global allocator behind them, after Bonwick & Adams' magazines (USENIX 2001).
+//!
+//! Two pools share one machinery: [`Pool`] hands out byte buffers ([`Buf`])
+//! in size classes, and [`ObjectPool`] hands out constructed objects
+//! ([`Pooled`]), reset on release by a [`Recycle`] policy.
 //!
 //! # Quick start
 //!
@@ -19,6 +23,25 @@
 //! assert_eq!(&record[..], b"key=value");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Objects: a pool of `Vec<u64>` batches, cleared on release, kept while
+//! under 4096 elements.
+//!
+//! ```
+//! use magpool::{Clear, ObjectPool};
+//!
+//! let batches: ObjectPool<Vec<u64>> = ObjectPool::new(Clear::new(64, 4096));
+//! let mut batch = batches.get();
+//! batch.extend(0..10);
+//! drop(batch); // cleared, back to this thread's cache
+//! assert!(batches.get().is_empty());
+//! ```
+//!
+//! In a `bytes`/`tokio` service: read into a `Buf` with `read_buf` (it is a
+//! `bytes::BufMut`), encode replies through `BufMut`, and
+//! [`freeze`](Buf::freeze) them into `bytes::Bytes` with no copy; buffers of
+//! a `'static` pool ([`Pool::leak`], [`global`]) go home on whatever thread
+//! drops them.
 //!
 //! # How it works
 //!
@@ -124,6 +147,9 @@
 //!
 //! # Feature flags
 //!
+//! - `bytes` (default): `bytes::BufMut` for [`Buf`], and [`Buf::freeze`] into
+//!   `bytes::Bytes` with no copy. Without it, magpool has no `bytes`
+//!   dependency.
 //! - `metrics` (default): [`Pool::register_metrics`], which exports a pool's
 //!   [`Stats`] to a [`prometheus-client`](https://docs.rs/prometheus-client)
 //!   0.25 registry, per size class, read at scrape time (nothing changes on
