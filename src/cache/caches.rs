@@ -281,7 +281,7 @@ impl<T: Send + 'static> Caches<T> {
         if !slot.owner.owned_by(serial) {
             return;
         }
-        let access = OwnerAccess { slot, serial, id: self.id };
+        let access = OwnerAccess { slot, serial, id: self.id, exiting: true };
         exchange::flush(&access, &self.depot, Flush::ToDepot, |class, spilled, dropped| {
             slot.cache.counters(class).spills.bump_local(spilled);
             slot.cache.counters(class).discarded.bump_local(dropped);
@@ -327,7 +327,7 @@ impl<T: Send + 'static> Caches<T> {
             }
         };
         debug_assert!(slot.owner.owned_by(serial));
-        Some(OwnerAccess { slot, serial, id })
+        Some(OwnerAccess { slot, serial, id, exiting: false })
     }
 }
 
@@ -352,18 +352,64 @@ struct OwnerAccess<'a, T: Send + 'static> {
     slot: &'a Slot<T>,
     serial: u64,
     id: u64,
+    /// The exit hook's flush: the hint, emptied for good, is not written
+    /// again (the slot is released right after).
+    exiting: bool,
 }
 
 impl<T: Send + 'static> Access<T> for OwnerAccess<'_, T> {
+    /// Validates the access as the hot path does when it can: a hint that
+    /// still holds this slot, read inside the access, proves that no
+    /// reclaimer holds it (`owner.rs`), so the common slow path makes no
+    /// atomic read-modify-write. Only a hint that missed (revoked, or another
+    /// pool's) costs the read-modify-write of `Owner::settle`, and is then
+    /// written again.
     fn with<R>(&self, f: impl FnOnce(&ThreadCache<T>) -> R) -> R {
         local::with_thread(|thread| {
             thread.begin();
-            self.slot.owner.settle(self.serial);
+            let table = self.slot.cache.hot().addr();
+            let hinted = thread.hint(self.id) == Some(table);
+            if !hinted {
+                self.slot.owner.settle(self.serial);
+            }
             let r = f(&self.slot.cache);
-            // Refills a hint that missed, or that a reclaimer revoked.
-            thread.remember(self.id, self.slot.cache.hot().addr(), ptr::from_ref(self.slot).cast());
+            if !hinted && !self.exiting {
+                thread.remember(self.id, table, ptr::from_ref(self.slot).cast());
+            }
             thread.end();
             r
         })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn caches() -> Caches<u32> {
+        let spec = ClassSpec { weight: 1, base: 2, max: 2, pooled: true };
+        // An id no registered pool has: these tests use the layer directly.
+        Caches::new(u64::MAX - 7, [spec], usize::MAX, usize::MAX)
+    }
+
+    /// The exit hook empties the thread's hints, then flushes: the flush must
+    /// not write them again, or a get later in the thread's teardown would
+    /// use a slot that is no longer the thread's.
+    #[test]
+    fn the_exit_flush_leaves_the_hint_empty() {
+        let c = caches();
+        std::thread::spawn(move || {
+            c.push_slow(0, 1);
+            assert!(c.pop(c.id, 0).is_some(), "the hint hits after a slow path");
+            c.push_slow(0, 2);
+            let serial = local::claim_serial().unwrap();
+            let slot = local::registered(c.id).expect("registered");
+            local::with_thread(|t| t.forget_all());
+            c.flush_at_exit(slot, serial);
+            assert_eq!(local::with_thread(|t| t.hint(c.id)), None, "the flush wrote the hint again");
+            assert_eq!(c.depot_magazines(0).0, 1, "the cached item went to the depot");
+        })
+        .join()
+        .unwrap();
     }
 }

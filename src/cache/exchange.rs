@@ -349,6 +349,11 @@ impl<T> Default for Spent<T> {
 }
 
 impl<T> Spent<T> {
+    /// Whether nothing was spent.
+    fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.magazines.is_empty()
+    }
+
     /// Drops everything; returns how many items were dropped.
     pub(crate) fn drop_all(self) -> u64 {
         let n = self.items.len() + self.magazines.iter().map(Magazine::len).sum::<usize>();
@@ -469,11 +474,16 @@ fn settle<T: Send + 'static>(
     };
     // SAFETY: inside an owner access (`Access::with`).
     let rest = access.with(move |cache| unsafe { cache.put(class, taken) });
-    let (spilled, refused) = give_back(class, rest.into_magazines(), depot, &depot.pin());
-    counters.spills.bump_local(spilled);
-    spent.items.extend(refused.items);
-    spent.magazines.extend(refused.magazines);
-    counters.discarded.bump_local(spent.drop_all());
+    let mut rest = rest.into_magazines().filter(|mag| mag.capacity() > 0).peekable();
+    if rest.peek().is_some() {
+        let (spilled, refused) = give_back(class, rest, depot, &depot.pin());
+        counters.spills.bump_local(spilled);
+        spent.items.extend(refused.items);
+        spent.magazines.extend(refused.magazines);
+    }
+    if !spent.is_empty() {
+        counters.discarded.bump_local(spent.drop_all());
+    }
 }
 
 /// What [`flush`] does with the items it moves out.
