@@ -118,10 +118,13 @@ fn dropping_the_pool_drops_every_object() {
     let (p, alive) = policy();
     let pool = ObjectPool::builder(p).magazine_capacity(2).build().unwrap();
     std::thread::scope(|s| {
-        for _ in 0..3 {
-            let pool = &pool;
-            s.spawn(move || drop((0..7).map(|_| pool.get()).collect::<Vec<_>>()));
-        }
+        let pool = &pool;
+        let threads: Vec<_> =
+            (0..3).map(|_| s.spawn(move || drop((0..7).map(|_| pool.get()).collect::<Vec<_>>()))).collect();
+        // Joined one by one: `scope` alone may return before a thread's
+        // thread-local destructors (its exit flush) have run, and a flush in
+        // progress keeps the pool's state alive until it ends.
+        threads.into_iter().for_each(|t| t.join().unwrap());
     });
     drop((0..5).map(|_| pool.get()).collect::<Vec<_>>());
     assert!(alive.load(Relaxed) > 0);
