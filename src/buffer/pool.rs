@@ -101,7 +101,9 @@ impl Pool {
     /// # Ok::<(), magpool::Error>(())
     /// ```
     pub fn leak(self) -> &'static Pool {
-        Box::leak(Box::new(self))
+        let pool = Box::leak(Box::new(self));
+        local::keep_leaked(std::ptr::from_ref(pool).cast());
+        pool
     }
 
     /// This pool's id in the registry of live pools: observers such as the

@@ -91,6 +91,17 @@ fn live() -> std::sync::MutexGuard<'static, HashMap<u64, Weak<dyn LivePool>>> {
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Pools leaked for the life of the process (`Pool::leak`), by address:
+/// kept reachable, so that leak checkers (LeakSanitizer, valgrind) see them
+/// as the process's on purpose and not as leaks.
+static LEAKED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Records a pool leaked on purpose (see [`LEAKED`]). A lock and a push,
+/// once per leak.
+pub(crate) fn keep_leaked(pool: *const ()) {
+    LEAKED.lock().unwrap_or_else(PoisonError::into_inner).push(pool as usize);
+}
+
 /// Enters a new pool in the registry; returns its id.
 pub(crate) fn add_pool(pool: Weak<dyn LivePool>) -> u64 {
     let id = NEXT_POOL.fetch_add(1, Relaxed);
