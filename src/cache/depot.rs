@@ -6,8 +6,8 @@
 //! - Each class has two Treiber stacks: `full` (magazines holding at least one
 //!   item) and `empty`. A magazine is in at most one stack, and a popped
 //!   magazine belongs to exactly one popper.
-//! - The stacks are `stack.rs`'s epoch-protected Treiber stacks, all recycling
-//!   their nodes through one [`Shells`]: a popped node is reused only after
+//! - The stacks are `stack.rs`'s epoch-protected Treiber stacks; a class's
+//!   two recycle their nodes through one [`Shells`] of the class's own: a popped node is reused only after
 //!   every thread that could have read it has unpinned (no ABA, no
 //!   use-after-free), and magazine traffic makes no allocator call once warm.
 //! - `retained` is the weight of the items in `full` stacks plus the weight
@@ -62,15 +62,19 @@ impl<T: Send + 'static> Depot<T> {
     /// A depot for classes whose items weigh `weights`, keeping at most
     /// `limit` weight in full magazines.
     pub(crate) fn new(weights: impl IntoIterator<Item = usize>, limit: usize) -> Self {
-        let shells = Shells::new();
         let classes = weights
             .into_iter()
-            .map(|weight| DepotClass {
-                full: Stack::new(shells.clone()),
-                empty: Stack::new(shells.clone()),
-                low_full: AtomicUsize::new(0),
-                low_empty: AtomicUsize::new(0),
-                weight,
+            .map(|weight| {
+                // Shells per class, on the class's own lines: two classes'
+                // exchanges never contend for one list head.
+                let shells = Shells::new();
+                DepotClass {
+                    full: Stack::new(shells.clone()),
+                    empty: Stack::new(shells),
+                    low_full: AtomicUsize::new(0),
+                    low_empty: AtomicUsize::new(0),
+                    weight,
+                }
             })
             .collect();
         Depot { classes, retained: AtomicUsize::new(0), limit }
