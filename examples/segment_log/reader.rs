@@ -94,6 +94,24 @@ impl<'s, S: Buffers> Reader<'s, S> {
         Ok(Reader { bufs, segments })
     }
 
+    /// Catches up with a log that is still being appended to: re-opens the
+    /// reader's last segment, whose indexes and end may have grown, and opens
+    /// the segments rolled since. Cost: as [`open`](Reader::open), for those
+    /// segments only (their index files are read again).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Reader::open); the reader then ends before its last
+    /// segment until a refresh succeeds.
+    #[cfg_attr(not(test), allow(dead_code, reason = "the broker example reads a live log"))]
+    pub(crate) fn refresh(&mut self, dir: &Path) -> Result<(), LogError> {
+        let from = self.segments.pop().map_or(0, |s| s.base);
+        for base in list_segments(dir)?.into_iter().filter(|&base| base >= from) {
+            self.segments.push(open_segment(dir, base, self.bufs)?);
+        }
+        Ok(())
+    }
+
     /// The offset after the log's last record.
     pub(crate) fn next_offset(&self) -> u64 {
         self.segments.last().map_or(0, |s| s.next_offset)
