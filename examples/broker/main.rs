@@ -4,6 +4,7 @@
 //! from `BytesMut` and `Vec`.
 //!
 //! ```text
+//! cargo run --release --example broker                 # both modes under redis-benchmark, side by side
 //! cargo run --release --example broker -- serve        # one server on 127.0.0.1:6379; redis-cli works
 //! ```
 //!
@@ -11,7 +12,8 @@
 //! segments, indexes, reader, counting allocator), included by path. The
 //! broker's files: `resp.rs` (protocol), `netbuf.rs` (the two buffer
 //! modes), `store.rs` (logs and maps), `writer.rs` (the writer thread),
-//! `commands.rs`, `conn.rs`, `server.rs`.
+//! `commands.rs`, `conn.rs`, `server.rs`, and for the comparison
+//! `bench.rs`, `loadgen.rs` (redis-benchmark) and `report.rs`.
 //!
 //! Exit codes: 0 on success, 2 for a usage error, 1 for a runtime error.
 
@@ -34,12 +36,18 @@ mod metrics;
 #[path = "../segment_log/reader.rs"]
 mod reader;
 #[allow(dead_code)]
+#[path = "../segment_log/records.rs"]
+mod records;
+#[allow(dead_code)]
 #[path = "../segment_log/segment.rs"]
 mod segment;
 
+mod bench;
 mod commands;
 mod conn;
+mod loadgen;
 mod netbuf;
+mod report;
 mod resp;
 mod server;
 mod store;
@@ -64,7 +72,9 @@ use crate::writer::WriterConfig;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    bench: bench::BenchArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,7 +93,6 @@ pub(crate) enum ModeArg {
 }
 
 impl ModeArg {
-    #[allow(dead_code, reason = "the comparison names its modes")]
     pub(crate) fn name(self) -> &'static str {
         match self {
             ModeArg::Magpool => "magpool",
@@ -198,7 +207,8 @@ impl ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse(); // usage errors exit with code 2
     let result = match &cli.command {
-        Command::Serve(args) => serve_main(args),
+        Some(Command::Serve(args)) => serve_main(args),
+        None => bench::main(&cli.bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
