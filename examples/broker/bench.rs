@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::loadgen::{self, Load};
+use crate::loadgen::{self, Load, Measured};
+use crate::openloop::{self, OpenLoop};
 use crate::records::{human, SizeMix, DEFAULT_MIX};
 use crate::report::{self, ServerRun, TestRun};
 use crate::ModeArg;
@@ -70,6 +71,16 @@ pub(crate) struct BenchArgs {
     /// Requests of the stream tests (XADD, XRANGE ... COUNT 10); 0: none.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) stream_requests: u64,
+    /// The open-loop generator's rate, requests per second (a mix of SET
+    /// and GET, sizes from --sizes).
+    #[arg(long, default_value_t = 4_000)]
+    pub(crate) open_loop_rate: u64,
+    /// The open-loop generator's requests; 0: none.
+    #[arg(long, default_value_t = 16_000)]
+    pub(crate) open_loop_requests: u64,
+    /// The open-loop generator's connections.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) open_loop_connections: u32,
     /// Which modes to run.
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["magpool", "bytesmut"])]
     pub(crate) modes: Vec<ModeArg>,
@@ -90,15 +101,38 @@ pub(crate) struct BenchArgs {
 /// Values of at least this many bytes get `--large-*` clients and requests.
 const LARGE: usize = 64 << 10;
 
-/// One test of the plan: a label, the load, and payload bytes per request.
+/// One test of the plan: a label, what drives it, and payload bytes per
+/// request.
 #[derive(Debug, Clone)]
 pub(crate) struct Planned {
     /// `SET 562 B`, ...
     pub(crate) label: String,
-    /// What redis-benchmark runs.
-    pub(crate) load: Load,
+    /// What sends the requests.
+    pub(crate) driver: Driver,
+    /// Requests in all.
+    pub(crate) requests: u64,
     /// Value bytes one request carries (for MB/s).
     pub(crate) bytes: usize,
+}
+
+/// What sends a test's requests.
+#[derive(Debug, Clone)]
+pub(crate) enum Driver {
+    /// `redis-benchmark`.
+    Bench(Load),
+    /// The open-loop generator.
+    Open(OpenLoop),
+}
+
+impl Planned {
+    fn bench(label: String, load: Load, bytes: usize) -> Planned {
+        Planned { label, requests: load.requests, driver: Driver::Bench(load), bytes }
+    }
+
+    /// A SET test of redis-benchmark: run once more as the warm-up.
+    fn is_set(&self) -> bool {
+        matches!(&self.driver, Driver::Bench(load) if load.test == "set")
+    }
 }
 
 /// The tests of one server run, in order.
@@ -123,7 +157,7 @@ pub(crate) fn plan(args: &BenchArgs) -> Vec<Planned> {
                 keyspace: args.keyspace.min(requests / 4).max(1),
                 threads: args.client_threads,
             };
-            tests.push(Planned { label: format!("{} {}", test.to_uppercase(), human(value)), load, bytes: value });
+            tests.push(Planned::bench(format!("{} {}", test.to_uppercase(), human(value)), load, value));
         }
     }
     if args.stream_requests > 0 {
@@ -140,15 +174,27 @@ pub(crate) fn plan(args: &BenchArgs) -> Vec<Planned> {
         };
         let xadd = ["XADD", "bench-stream", "*", "payload"].map(String::from).into_iter().chain([".".repeat(value)]);
         let xrange = ["XRANGE", "bench-stream", "__rand_int__", "+", "COUNT", "10"].map(String::from);
+        tests.push(Planned::bench(
+            format!("XADD {}", human(value)),
+            Load { command: xadd.collect(), ..base.clone() },
+            value,
+        ));
+        tests.push(Planned::bench("XRANGE x10".into(), Load { command: xrange.into(), ..base }, 10 * value));
+    }
+    if args.open_loop_requests > 0 {
+        let load = OpenLoop {
+            rate: args.open_loop_rate,
+            requests: args.open_loop_requests,
+            connections: args.open_loop_connections,
+            keyspace: 1000,
+            mix: args.sizes.clone(),
+            seed: 1,
+        };
         tests.push(Planned {
-            label: format!("XADD {}", human(value)),
-            load: Load { command: xadd.collect(), ..base.clone() },
-            bytes: value,
-        });
-        tests.push(Planned {
-            label: "XRANGE x10".into(),
-            load: Load { command: xrange.into(), ..base },
-            bytes: 10 * value,
+            label: format!("open loop, mix, {}/s", args.open_loop_rate),
+            requests: load.requests,
+            driver: Driver::Open(load),
+            bytes: args.sizes.mean() as usize,
         });
     }
     tests
@@ -164,7 +210,7 @@ pub(crate) fn main(args: &BenchArgs) -> Result<(), String> {
     let tests = plan(args);
     let temp = tempfile::Builder::new().prefix("broker-bench-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
     report::preamble(args, &version, &tests);
-    let warmups = tests.iter().filter(|t| t.load.test == "set").count();
+    let warmups = tests.iter().filter(|t| t.is_set()).count();
     let steps = u64::from(args.rounds) * args.modes.len() as u64 * (tests.len() + warmups) as u64;
     let progress = progress_bar(steps);
     let mut runs: Vec<ServerRun> = Vec::new();
@@ -195,8 +241,8 @@ fn round_run(
     // Warm-up, not measured: every key exists and every buffer cache has
     // seen its sizes, as in a server that has been up for a while.
     for server in &servers {
-        for test in tests.iter().filter(|t| t.load.test == "set") {
-            loadgen::run(&args.redis_benchmark, server.addr, &test.load)
+        for test in tests.iter().filter(|t| t.is_set()) {
+            drive(args, server, test)
                 .map_err(|e| format!("{} server, warm-up {}: {e}", server.mode.name(), test.label))?;
             progress.inc(1);
         }
@@ -226,8 +272,8 @@ fn round_run(
 /// Runs `test` on `server`, with the server's counters around it.
 fn measure(args: &BenchArgs, server: &Server, test: &Planned) -> Result<TestRun, String> {
     let (before, faults) = (info(server.addr)?, server.minor_faults());
-    let measured = loadgen::run(&args.redis_benchmark, server.addr, &test.load)
-        .map_err(|e| format!("{} server, {}: {e}", server.mode.name(), test.label))?;
+    let measured =
+        drive(args, server, test).map_err(|e| format!("{} server, {}: {e}", server.mode.name(), test.label))?;
     let (after, faults) = (info(server.addr)?, server.minor_faults().saturating_sub(faults));
     let delta = |key: &str| number(&after, key).saturating_sub(number(&before, key));
     Ok(TestRun {
@@ -236,6 +282,14 @@ fn measure(args: &BenchArgs, server: &Server, test: &Planned) -> Result<TestRun,
         commands: delta("total_commands_processed"),
         minor_faults: faults,
     })
+}
+
+/// Sends `test`'s requests to `server`.
+fn drive(args: &BenchArgs, server: &Server, test: &Planned) -> Result<Measured, String> {
+    match &test.driver {
+        Driver::Bench(load) => loadgen::run(&args.redis_benchmark, server.addr, load),
+        Driver::Open(load) => openloop::run(server.addr, load),
+    }
 }
 
 /// A server child process, killed and reaped when dropped.

@@ -13,7 +13,8 @@
 //! broker's files: `resp.rs` (protocol), `netbuf.rs` (the two buffer
 //! modes), `store.rs` (logs and maps), `writer.rs` (the writer thread),
 //! `commands.rs`, `conn.rs`, `server.rs`, and for the comparison
-//! `bench.rs`, `loadgen.rs` (redis-benchmark) and `report.rs`.
+//! `bench.rs`, `loadgen.rs` (redis-benchmark), `openloop.rs` (a
+//! fixed-rate generator of our own) and `report.rs`.
 //!
 //! Exit codes: 0 on success, 2 for a usage error, 1 for a runtime error.
 
@@ -47,6 +48,7 @@ mod commands;
 mod conn;
 mod loadgen;
 mod netbuf;
+mod openloop;
 mod report;
 mod resp;
 mod server;

@@ -74,7 +74,7 @@ pub(crate) fn preamble(args: &BenchArgs, version: &str, tests: &[Planned]) {
         args.batch_size,
         if args.fsync_batches { "fsync per batch" } else { "no fsync (page cache, Kafka's default)" }
     );
-    let list: Vec<String> = tests.iter().map(|t| format!("{} x{}", t.label, t.load.requests)).collect();
+    let list: Vec<String> = tests.iter().map(|t| format!("{} x{}", t.label, t.requests)).collect();
     println!("  tests per run: {}", list.join(", "));
 }
 
@@ -145,7 +145,7 @@ pub(crate) fn table(args: &BenchArgs, tests: &[Planned], runs: &[ServerRun]) -> 
         let per = |f: fn(&TestRun, &Planned) -> f64| -> Vec<Option<(f64, f64, f64)>> {
             modes.iter().map(|&m| over(runs, m, |r| f(&r.tests[i], test))).collect()
         };
-        let _ = writeln!(out, "{} (x{})", test.label, test.load.requests);
+        let _ = writeln!(out, "{} (x{})", test.label, test.requests);
         row(&mut out, "  requests/s", &per(|t, _| t.measured.rps), thousands);
         row(&mut out, "  MB/s", &per(|t, p| t.measured.rps * p.bytes as f64 / 1e6), one);
         row(&mut out, "  latency p50 ms", &per(|t, _| t.measured.p50), ms);
@@ -233,8 +233,10 @@ fn targets(runs: &[ServerRun], tests: &[Planned], a: ModeArg, b: ModeArg) -> Str
 /// What the rows measure.
 const LEGEND: &str = "
 requests/s, latencies: redis-benchmark's own (p50, p99 and max from its summary; p99.9 the
-first latency at which its cumulative count reaches 99.9% of the requests); MB/s: values
-carried (XRANGE: 10 entries per request). Allocator calls: every alloc, realloc and free by
+first latency at which its cumulative count reaches 99.9% of the requests); for the open
+loop, the generator's: from each request's scheduled send time to its reply (corrected for
+coordinated omission), in an hdrhistogram. MB/s: values carried (XRANGE: 10 entries per
+request; open loop: the mix's mean). Allocator calls: every alloc, realloc and free by
 the server's threads during the test, from its INFO, over the requests it executed; page
 faults: the server process's minor faults (/proc/PID/stat). Peak RSS: VmHWM of the server
 process. Each cell: median over rounds (min–max).
