@@ -206,6 +206,7 @@ pub(crate) fn plan(args: &BenchArgs) -> Vec<Planned> {
 ///
 /// When the client is missing, a server cannot start, or a test fails.
 pub(crate) fn main(args: &BenchArgs) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let version = loadgen::version(&args.redis_benchmark)?;
     let tests = plan(args);
     let temp = tempfile::Builder::new().prefix("broker-bench-").tempdir().map_err(|e| format!("temp dir: {e}"))?;
@@ -220,6 +221,12 @@ pub(crate) fn main(args: &BenchArgs) -> Result<(), String> {
     }
     progress.finish_and_clear();
     print!("{}", report::table(args, &tests, &runs));
+    println!(
+        "{} rounds in {:.0} s; machine after: {}",
+        args.rounds,
+        started.elapsed().as_secs_f64(),
+        report::machine()
+    );
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release --example broker                 # both modes under redis-benchmark, side by side
 //! cargo run --release --example broker -- serve        # one server on 127.0.0.1:6379; redis-cli works
+//! cargo run --release --example broker -- open-loop    # our fixed-rate generator against 127.0.0.1:6379
 //! ```
 //!
 //! The log is the segment log's own code (`../segment_log/`: codec,
@@ -83,6 +84,32 @@ struct Cli {
 enum Command {
     /// Run one server until killed (Ctrl-C).
     Serve(ServeArgs),
+    /// Run the open-loop generator against a server (this broker, or any
+    /// Redis) and print its latency percentiles.
+    OpenLoop(OpenLoopArgs),
+}
+
+/// The open-loop generator by hand.
+#[derive(Args, Debug, Clone)]
+struct OpenLoopArgs {
+    /// The server.
+    #[arg(long, default_value = "127.0.0.1:6379")]
+    addr: SocketAddr,
+    /// Requests per second.
+    #[arg(long, default_value_t = 4_000)]
+    rate: u64,
+    /// Requests in all.
+    #[arg(long, default_value_t = 16_000)]
+    requests: u64,
+    /// Connections.
+    #[arg(long, default_value_t = 8)]
+    connections: u32,
+    /// Keys (`ol:0` ...), set in a warm-up pass first.
+    #[arg(long, default_value_t = 1000)]
+    keyspace: u64,
+    /// Value sizes, the segment log's mix by default.
+    #[arg(long, default_value = records::DEFAULT_MIX, value_parser = records::SizeMix::parse)]
+    sizes: records::SizeMix,
 }
 
 /// `--mode` values.
@@ -210,6 +237,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse(); // usage errors exit with code 2
     let result = match &cli.command {
         Some(Command::Serve(args)) => serve_main(args),
+        Some(Command::OpenLoop(args)) => open_loop_main(args),
         None => bench::main(&cli.bench),
     };
     match result {
@@ -219,6 +247,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `open-loop`: the generator against `--addr`, its result on stdout.
+fn open_loop_main(args: &OpenLoopArgs) -> Result<(), String> {
+    let load = openloop::OpenLoop {
+        rate: args.rate,
+        requests: args.requests,
+        connections: args.connections,
+        keyspace: args.keyspace.max(1),
+        mix: args.sizes.clone(),
+        seed: 1,
+    };
+    let m = openloop::run(args.addr, &load)?;
+    println!(
+        "{}: {} requests, {:.0}/s; latency ms p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3}",
+        m.name, m.requests, m.rps, m.p50, m.p99, m.p999, m.max
+    );
+    Ok(())
 }
 
 /// `serve`: one server, in the mode asked for, until the process is killed.
