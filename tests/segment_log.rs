@@ -306,6 +306,23 @@ fn reader_refresh_catches_up_with_appends() {
     assert_eq!(read_all(&reader, |offset| offset), n);
     reader.refresh(dir.path()).unwrap();
     assert_eq!((reader.next_offset(), reader.segment_count()), (n, log.segments()), "a refresh with nothing new");
+    // Many small steps, inside a segment (its indexes grow) and across
+    // rolls: the caught-up reader agrees with one opened afresh.
+    let mut n = n;
+    for step in 0..40 {
+        n += append(dir.path(), &mut log, &pool, n, &[1 + step % 4]).len() as u64;
+        reader.refresh(dir.path()).unwrap();
+        assert_eq!(reader.next_offset(), n, "step {step}");
+    }
+    let fresh = Reader::open(dir.path(), &pool).unwrap();
+    assert_eq!((reader.segment_count(), fresh.segment_count()), (log.segments(), log.segments()));
+    for offset in 0..n {
+        let (a, b) = (reader.fetch(offset).unwrap().unwrap(), fresh.fetch(offset).unwrap().unwrap());
+        assert_eq!((a.position, a.header), (b.position, b.header), "offset {offset}");
+    }
+    for target in (900..1_600).step_by(13) {
+        assert_eq!(reader.offset_for_time(target).unwrap(), fresh.offset_for_time(target).unwrap(), "time {target}");
+    }
 }
 
 // === corruption ===
