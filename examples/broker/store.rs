@@ -18,7 +18,9 @@
 //!   ...), so they are dense and unique, and a range of ids is a range of
 //!   offsets: its length is known before anything is read.
 //! - A reader is refreshed only when asked for an offset the writer has
-//!   appended (`Log::appended`) but the reader has not seen yet.
+//!   appended (`Log::appended`) but the reader has not seen yet; a refresh
+//!   reads only what was appended since. After a failed append the reader
+//!   is dropped, since recovery may cut the log's tail.
 //!
 //! Used by the command layer (reads, registrations) and the writer thread.
 
@@ -206,6 +208,13 @@ impl<S: Buffers + Sync + 'static> Store<S> {
             offset = fetch.header.next_offset();
         }
         Ok(())
+    }
+
+    /// Drops log `i`'s reader: after a failed append the writer reopens
+    /// the log with recovery, which may cut its tail, and a reader only
+    /// follows appends. The next read opens a new one.
+    pub(crate) fn forget_reader(&self, i: usize) {
+        *self.logs[i].reader.write().expect("a reader lock is never poisoned") = None;
     }
 
     /// Opens or refreshes `log`'s reader (once, however many readers

@@ -130,6 +130,7 @@ fn append<S: Buffers + Sync + 'static>(
         Err(e) => {
             eprintln!("broker: append to {} failed, reopening the log: {e}", dir.display());
             writers[log] = None;
+            store.forget_reader(log);
             None
         }
     }
