@@ -96,6 +96,10 @@ pub(crate) struct BenchArgs {
     /// fsync every batch (default: never, as Kafka).
     #[arg(long)]
     pub(crate) fsync_batches: bool,
+    /// Serve the magpool server's pools at http://ADDR/metrics while it
+    /// runs (each round's server in turn), e.g. 127.0.0.1:9091.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
 }
 
 /// Values of at least this many bytes get `--large-*` clients and requests.
@@ -315,6 +319,9 @@ impl Server {
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--mode", mode.name(), "--dir"]).arg(dir);
         cmd.args(["--workers", &args.workers.to_string(), "--batch-size", &args.batch_size]);
         cmd.args(["--fsync", if args.fsync_batches { "batch" } else { "never" }]);
+        if let (Some(addr), ModeArg::Magpool) = (args.metrics_addr, mode) {
+            cmd.args(["--metrics-addr", &addr.to_string()]);
+        }
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -323,8 +330,18 @@ impl Server {
             .map_err(|e| format!("cannot start the {} server: {e}", mode.name()))?;
         let stdout = child.stdout.take().expect("piped");
         let mut server = Server { child, mode, addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        // `broker: metrics at ...` may come first; then the address.
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map_err(|e| format!("the server's stdout: {e}"))?;
+        let mut stdout = BufReader::new(stdout);
+        for _ in 0..2 {
+            line.clear();
+            stdout.read_line(&mut line).map_err(|e| format!("the server's stdout: {e}"))?;
+            if let Some(metrics) = line.strip_prefix("broker: metrics at ") {
+                eprintln!("broker: the magpool server serves its pools at {}", metrics.trim_end());
+                continue;
+            }
+            break;
+        }
         server.addr = line
             .strip_prefix("broker: listening on ")
             .and_then(|l| l.split(' ').next())
