@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 
 use crate::bench::{number, BenchArgs, Driver, Planned};
 use crate::loadgen::Measured;
+use crate::records::human;
 use crate::ModeArg;
 
 /// One test's numbers in one server run.
@@ -197,6 +198,16 @@ pub(crate) fn table(args: &BenchArgs, tests: &[Planned], runs: &[ServerRun]) -> 
                 n("oversized"),
                 human_bytes(n("retained_bytes"))
             );
+            let mut classes: Vec<(u64, &String)> = run
+                .info
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(&format!("{pool}_class_"))?.parse().ok().map(|size| (size, v)))
+                .collect();
+            classes.sort();
+            for (size, counters) in classes {
+                let _ =
+                    writeln!(out, "    {:>9}: {}", human(size as usize), counters.replace(',', "  ").replace('=', " "));
+            }
         }
     }
     out.push_str(LEGEND);

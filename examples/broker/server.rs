@@ -207,6 +207,13 @@ pub(crate) fn info<M: Mode>(shared: &Shared<M>) -> String {
                  {name}_discarded:{}\r\n{name}_oversized:{}\r\n{name}_retained_bytes:{}\r\n",
                 st.gets, st.puts, st.in_use, st.allocations, st.discarded, st.oversized, st.retained_bytes
             );
+            for c in st.classes.iter().filter(|c| c.gets > 0) {
+                let _ = write!(
+                    s,
+                    "{name}_class_{}:gets={},allocations={},discarded={},refills={},spills={}\r\n",
+                    c.size, c.gets, c.allocations, c.discarded, c.refills, c.spills
+                );
+            }
         }
     }
     s
