@@ -23,8 +23,14 @@
 //!
 //! Used by `bench.rs` and by CI's smoke run (through the same binary).
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The longest one test may take: a server that stops answering fails the
+/// comparison instead of hanging it.
+const DEADLINE: Duration = Duration::from_secs(300);
 
 /// One `redis-benchmark` test: what to send and how.
 #[derive(Debug, Clone)]
@@ -102,17 +108,42 @@ pub(crate) struct Measured {
 /// When the client cannot start, fails, reports a server error, or did
 /// not complete every request.
 pub(crate) fn run(exe: &str, addr: SocketAddr, load: &Load) -> Result<Measured, String> {
-    let output = Command::new(exe)
+    let mut child = Command::new(exe)
         .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .args(load.args())
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run {exe}: {e} (Debian: apt-get install redis-tools)"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() || stderr.contains("Error") || stdout.contains("Error from server") {
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        match child.try_wait().map_err(|e| format!("waiting for {exe}: {e}"))? {
+            Some(status) => break status,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{exe} {} did not finish in {} s", load.args().join(" "), DEADLINE.as_secs()));
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let (stdout, stderr) = (String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
+    if !status.success() || stderr.contains("Error") || stdout.contains("Error from server") {
         let tail: String = stderr.lines().chain(stdout.lines()).filter(|l| l.contains("rror")).take(5).collect();
-        return Err(format!("{exe} {} failed ({}): {tail}", load.args().join(" "), output.status));
+        return Err(format!("{exe} {} failed ({status}): {tail}", load.args().join(" ")));
     }
     let measured = parse(&stdout)?;
     if measured.requests < load.requests {
