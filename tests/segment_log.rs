@@ -287,6 +287,44 @@ fn reader_lookups_match_brute_force() {
     }
 }
 
+/// A reader opened on a log that is still written sees the appends made
+/// since only after `refresh`, then all of them, in grown and new segments.
+#[test]
+fn reader_refresh_catches_up_with_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::new();
+    let (mut log, _) = LogWriter::open(dir.path(), config(16 << 10, 2048), &pool).unwrap();
+    let first = append(dir.path(), &mut log, &pool, 0, &[3, 2]).len() as u64;
+    let mut reader = Reader::open(dir.path(), &pool).unwrap();
+    assert_eq!((reader.next_offset(), reader.segment_count()), (first, 1));
+    let n = first + append(dir.path(), &mut log, &pool, first, &[4, 1, 5, 2, 3, 6, 2, 4, 1, 3]).len() as u64;
+    assert!(log.segments() >= 2, "the log rolled: {} segments", log.segments());
+    assert_eq!(reader.next_offset(), first, "nothing new before a refresh");
+    assert!(reader.fetch(first).unwrap().is_none());
+    reader.refresh(dir.path()).unwrap();
+    assert_eq!((reader.next_offset(), reader.segment_count()), (n, log.segments()));
+    assert_eq!(read_all(&reader, |offset| offset), n);
+    reader.refresh(dir.path()).unwrap();
+    assert_eq!((reader.next_offset(), reader.segment_count()), (n, log.segments()), "a refresh with nothing new");
+    // Many small steps, inside a segment (its indexes grow) and across
+    // rolls: the caught-up reader agrees with one opened afresh.
+    let mut n = n;
+    for step in 0..40 {
+        n += append(dir.path(), &mut log, &pool, n, &[1 + step % 4]).len() as u64;
+        reader.refresh(dir.path()).unwrap();
+        assert_eq!(reader.next_offset(), n, "step {step}");
+    }
+    let fresh = Reader::open(dir.path(), &pool).unwrap();
+    assert_eq!((reader.segment_count(), fresh.segment_count()), (log.segments(), log.segments()));
+    for offset in 0..n {
+        let (a, b) = (reader.fetch(offset).unwrap().unwrap(), fresh.fetch(offset).unwrap().unwrap());
+        assert_eq!((a.position, a.header), (b.position, b.header), "offset {offset}");
+    }
+    for target in (900..1_600).step_by(13) {
+        assert_eq!(reader.offset_for_time(target).unwrap(), fresh.offset_for_time(target).unwrap(), "time {target}");
+    }
+}
+
 // === corruption ===
 
 /// Flips one byte of `path` at `position`.

@@ -19,7 +19,7 @@ use std::ops::DerefMut;
 use magpool::{Buf, Pool};
 
 /// A growable byte buffer: what the log needs of `Vec<u8>` and of [`Buf`].
-pub(crate) trait ByteBuf: DerefMut<Target = [u8]> + io::Write + Send {
+pub(crate) trait ByteBuf: DerefMut<Target = [u8]> + io::Write + Send + Sync {
     /// Appends `bytes`, growing if needed.
     fn extend_from_slice(&mut self, bytes: &[u8]);
     /// Sets the length to 0, keeping the capacity.

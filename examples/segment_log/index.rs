@@ -114,6 +114,22 @@ impl<B: Deref<Target = [u8]>> OffsetIndex<B> {
     }
 }
 
+impl<B: ByteBuf> OffsetIndex<B> {
+    /// Bytes held, a torn partial entry included: where the file's unread
+    /// tail starts. O(1).
+    #[cfg_attr(not(test), allow(dead_code, reason = "readers of a live log catch up"))]
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Appends bytes the file gained since (which complete a torn entry
+    /// first). O(bytes), plus one move of the buffer if it must grow.
+    #[cfg_attr(not(test), allow(dead_code, reason = "readers of a live log catch up"))]
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+}
+
 // === impl TimeIndex ===
 
 /// A time index over its encoded entries (a file's bytes).
@@ -153,6 +169,22 @@ impl<B: Deref<Target = [u8]>> TimeIndex<B> {
             0 => 0,
             n => self.entry(n - 1).relative_offset,
         }
+    }
+}
+
+impl<B: ByteBuf> TimeIndex<B> {
+    /// Bytes held, a torn partial entry included: where the file's unread
+    /// tail starts. O(1).
+    #[cfg_attr(not(test), allow(dead_code, reason = "readers of a live log catch up"))]
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Appends bytes the file gained since (which complete a torn entry
+    /// first). O(bytes), plus one move of the buffer if it must grow.
+    #[cfg_attr(not(test), allow(dead_code, reason = "readers of a live log catch up"))]
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
     }
 }
 

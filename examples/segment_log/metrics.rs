@@ -15,15 +15,25 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 /// A running `/metrics` endpoint; stops when dropped.
 pub(crate) struct Endpoint {
+    /// Where it listens (the port the kernel chose, for port 0).
+    pub(crate) addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 /// Starts serving `pool`'s metrics on `addr`.
 pub(crate) fn serve(addr: SocketAddr, pool: &magpool::Pool) -> Result<Endpoint, String> {
-    let server = Server::http(addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
     let mut registry = Registry::default();
     pool.register_metrics(&mut registry);
+    let endpoint = serve_registry(addr, registry)?;
+    eprintln!("segment_log: serving the magpool run's metrics at http://{}/metrics", endpoint.addr);
+    Ok(endpoint)
+}
+
+/// Starts serving everything in `registry` on `addr`.
+pub(crate) fn serve_registry(addr: SocketAddr, registry: Registry) -> Result<Endpoint, String> {
+    let server = Server::http(addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+    let addr = server.server_addr().to_ip().unwrap_or(addr);
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
@@ -42,8 +52,7 @@ pub(crate) fn serve(addr: SocketAddr, pool: &magpool::Pool) -> Result<Endpoint, 
             }
         })
     };
-    eprintln!("segment_log: serving the magpool run's metrics at http://{addr}/metrics");
-    Ok(Endpoint { stop, thread: Some(thread) })
+    Ok(Endpoint { addr, stop, thread: Some(thread) })
 }
 
 impl Drop for Endpoint {

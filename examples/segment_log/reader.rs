@@ -36,6 +36,9 @@ struct SegmentReader<B> {
     next_offset: u64,
     /// The largest record timestamp in the segment (`i64::MIN` if empty).
     max_timestamp: i64,
+    /// The `.index` and `.timeindex` files, kept open while this is the
+    /// reader's last segment, which may still grow (see `catch_up`).
+    index_files: Option<(File, File)>,
 }
 
 /// A read-only view of a log directory as it was when opened.
@@ -89,9 +92,48 @@ impl<'s, S: Buffers> Reader<'s, S> {
     pub(crate) fn open(dir: &Path, bufs: &'s S) -> Result<Reader<'s, S>, LogError> {
         let mut segments = Vec::new();
         for base in list_segments(dir)? {
+            if let Some(before) = segments.last_mut() {
+                let before: &mut SegmentReader<_> = before;
+                before.index_files = None;
+            }
             segments.push(open_segment(dir, base, bufs)?);
         }
         Ok(Reader { bufs, segments })
+    }
+
+    /// Catches up with a log that is still being appended to: reads what
+    /// was appended to its last segment's index files and the batches
+    /// written after its known end, then opens the segments rolled since
+    /// (each starts at the offset where the one before ends). Cost: the new
+    /// index bytes and batch headers, plus one `stat` of the next segment's
+    /// path; no directory listing, nothing read twice.
+    ///
+    /// A reader only follows appends: a log that recovery truncated needs a
+    /// new reader.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Reader::open).
+    #[cfg_attr(not(test), allow(dead_code, reason = "the broker example reads a live log"))]
+    pub(crate) fn refresh(&mut self, dir: &Path) -> Result<(), LogError> {
+        match self.segments.last_mut() {
+            Some(last) => last.catch_up()?,
+            None => {
+                for base in list_segments(dir)? {
+                    self.segments.push(open_segment(dir, base, self.bufs)?);
+                }
+            }
+        }
+        while let Some(last) = self.segments.last_mut() {
+            let next = segment_path(dir, last.next_offset, "log");
+            if !next.exists() {
+                break;
+            }
+            last.index_files = None; // rolled past: complete, it grows no more
+            let base = last.next_offset;
+            self.segments.push(open_segment(dir, base, self.bufs)?);
+        }
+        Ok(())
     }
 
     /// The offset after the log's last record.
@@ -207,13 +249,14 @@ fn parse_header_at(file: &File, path: &Path, position: u64) -> Result<Option<Bat
     Ok(Some(header))
 }
 
-/// Reads the whole file at `path` into a buffer from `bufs`.
-fn read_into<'s, S: Buffers>(bufs: &'s S, path: &Path) -> Result<S::Buf<'s>, LogError> {
+/// Opens the index file at `path` and reads it whole into a buffer from
+/// `bufs`.
+fn read_index<'s, S: Buffers>(bufs: &'s S, path: &Path) -> Result<(File, S::Buf<'s>), LogError> {
     let mut file = File::open(path).map_err(LogError::io("open", path))?;
     let len = file.metadata().map_err(LogError::io("stat", path))?.len() as usize;
     let mut buf = bufs.zeroed(len);
     file.read_exact(&mut buf).map_err(LogError::io("read", path))?;
-    Ok(buf)
+    Ok((file, buf))
 }
 
 /// Opens segment `base`: its file, its indexes, and a scan of the batch
@@ -222,8 +265,9 @@ fn open_segment<'s, S: Buffers>(dir: &Path, base: u64, bufs: &'s S) -> Result<Se
     let path = segment_path(dir, base, "log");
     let file = File::open(&path).map_err(LogError::io("open", &path))?;
     let file_len = file.metadata().map_err(LogError::io("stat", &path))?.len();
-    let offsets = OffsetIndex::new(read_into(bufs, &segment_path(dir, base, "index"))?);
-    let times = TimeIndex::new(read_into(bufs, &segment_path(dir, base, "timeindex"))?);
+    let (offsets_file, offsets) = read_index(bufs, &segment_path(dir, base, "index"))?;
+    let (times_file, times) = read_index(bufs, &segment_path(dir, base, "timeindex"))?;
+    let (offsets, times) = (OffsetIndex::new(offsets), TimeIndex::new(times));
     // Start from the last index entry when it is consistent with the file
     // (an unrecovered log may have entries past a torn tail), else from 0.
     let (mut position, mut next_offset, mut max_timestamp) = (0, base, i64::MIN);
@@ -235,13 +279,57 @@ fn open_segment<'s, S: Buffers>(dir: &Path, base: u64, bufs: &'s S) -> Result<Se
             max_timestamp = last.max_timestamp_before;
         }
     }
-    while position < file_len {
-        let Some(h) = parse_header_at(&file, &path, position)? else { break };
-        if position + h.total_len() > file_len {
-            break; // a torn tail: the segment ends before it
+    let index_files = Some((offsets_file, times_file));
+    let mut seg =
+        SegmentReader { base, path, file, len: position, offsets, times, next_offset, max_timestamp, index_files };
+    seg.scan_batches(file_len)?;
+    Ok(seg)
+}
+
+// === impl SegmentReader ===
+
+impl<B: ByteBuf> SegmentReader<B> {
+    /// Takes in what was appended since the segment was opened or last
+    /// caught up: index entries, then whole batches.
+    fn catch_up(&mut self) -> Result<(), LogError> {
+        if let Some((offsets, times)) = &self.index_files {
+            let path = &self.path;
+            read_tail(offsets, self.offsets.byte_len(), |b| self.offsets.extend(b))
+                .map_err(LogError::io("read the offset index of", path))?;
+            read_tail(times, self.times.byte_len(), |b| self.times.extend(b))
+                .map_err(LogError::io("read the time index of", path))?;
         }
-        (next_offset, max_timestamp) = (h.next_offset(), max_timestamp.max(h.max_timestamp));
-        position += h.total_len();
+        let file_len = self.file.metadata().map_err(LogError::io("stat", &self.path))?.len();
+        self.scan_batches(file_len)
     }
-    Ok(SegmentReader { base, path, file, len: position, offsets, times, next_offset, max_timestamp })
+
+    /// Walks the batch headers from the known end to `file_len`, stopping
+    /// before a torn (or still being written) batch.
+    fn scan_batches(&mut self, file_len: u64) -> Result<(), LogError> {
+        while self.len < file_len {
+            let Some(h) = parse_header_at(&self.file, &self.path, self.len)? else { break };
+            if self.len + h.total_len() > file_len {
+                break; // a torn tail, or a batch still being written
+            }
+            (self.next_offset, self.max_timestamp) = (h.next_offset(), self.max_timestamp.max(h.max_timestamp));
+            self.len += h.total_len();
+        }
+        Ok(())
+    }
+}
+
+/// Passes the bytes of `file` from `from` to its end to `sink`, a page at a
+/// time, through a buffer on the stack.
+fn read_tail(file: &File, from: usize, mut sink: impl FnMut(&[u8])) -> std::io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    let mut at = from as u64;
+    loop {
+        match file.read_at(&mut chunk, at)? {
+            0 => return Ok(()),
+            n => {
+                sink(&chunk[..n]);
+                at += n as u64;
+            }
+        }
+    }
 }

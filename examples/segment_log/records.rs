@@ -84,6 +84,18 @@ impl SizeMix {
         Ok(SizeMix { buckets, total })
     }
 
+    /// The buckets, in the order given, with their weights.
+    #[cfg_attr(not(test), allow(dead_code, reason = "the broker example runs one load per bucket"))]
+    pub(crate) fn buckets(&self) -> &[SizeBucket] {
+        &self.buckets
+    }
+
+    /// The share of all draws that bucket `b` gets, in `[0, 1]`.
+    #[cfg_attr(not(test), allow(dead_code, reason = "the broker example runs one load per bucket"))]
+    pub(crate) fn share(&self, b: &SizeBucket) -> f64 {
+        b.weight / self.total
+    }
+
     /// The mean value size.
     pub(crate) fn mean(&self) -> f64 {
         self.buckets.iter().map(|b| b.weight * (b.min + b.max) as f64 / 2.0).sum::<f64>() / self.total
