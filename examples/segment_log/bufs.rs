@@ -15,8 +15,11 @@
 
 use std::io;
 use std::ops::DerefMut;
+use std::sync::OnceLock;
 
-use magpool::{Buf, Pool};
+use magpool::{Buf, Clear, ObjectPool, Pool};
+
+use crate::codec::RecordRef;
 
 /// A growable byte buffer: what the log needs of `Vec<u8>` and of [`Buf`].
 pub(crate) trait ByteBuf: DerefMut<Target = [u8]> + io::Write + Send + Sync {
@@ -64,6 +67,34 @@ pub(crate) trait Buffers: Sync {
 
     /// A buffer of `len` zero bytes, to read into.
     fn zeroed(&self, len: usize) -> Self::Buf<'_>;
+
+    /// An empty list with room for `records` entries, for the decoded
+    /// records of one batch (`Fetch::decode_into`).
+    fn batch(&self, records: usize) -> impl DerefMut<Target = Vec<RecordRef>>;
+}
+
+/// The decoded batches of every magpool-mode log in the process: a typed
+/// object pool (Bonwick's object cache on magpool's machinery). Lists start
+/// with room for 256 records and are kept while under 16 Ki entries.
+fn batches() -> &'static ObjectPool<Vec<RecordRef>> {
+    static BATCHES: OnceLock<&'static ObjectPool<Vec<RecordRef>>> = OnceLock::new();
+    BATCHES.get_or_init(|| ObjectPool::new(Clear::new(256, 16 << 10)).leak())
+}
+
+/// A fresh `Vec`, for the baseline: `DerefMut` to itself.
+struct Fresh(Vec<RecordRef>);
+
+impl std::ops::Deref for Fresh {
+    type Target = Vec<RecordRef>;
+    fn deref(&self) -> &Vec<RecordRef> {
+        &self.0
+    }
+}
+
+impl DerefMut for Fresh {
+    fn deref_mut(&mut self) -> &mut Vec<RecordRef> {
+        &mut self.0
+    }
 }
 
 impl Buffers for Pool {
@@ -77,6 +108,13 @@ impl Buffers for Pool {
     /// block, so nothing is written here.
     fn zeroed(&self, len: usize) -> Buf<'_> {
         self.get(len)
+    }
+
+    /// From the object pool: a list some earlier batch used, cleared.
+    fn batch(&self, records: usize) -> impl DerefMut<Target = Vec<RecordRef>> {
+        let mut list = batches().get();
+        list.reserve(records);
+        list
     }
 }
 
@@ -95,6 +133,11 @@ impl Buffers for Heap {
     /// with fresh zero pages.
     fn zeroed(&self, len: usize) -> Vec<u8> {
         vec![0; len]
+    }
+
+    /// `Vec::with_capacity`: one allocation per batch, freed after it.
+    fn batch(&self, records: usize) -> impl DerefMut<Target = Vec<RecordRef>> {
+        Fresh(Vec::with_capacity(records))
     }
 }
 

@@ -417,6 +417,16 @@ impl<B: ByteBuf> BatchBuilder<B> {
     }
 }
 
+/// Where one decoded record lies in its batch: its offset in the log and its
+/// span in the batch's payload. Plain data (no borrow), so that a list of
+/// them can be kept and reused across batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecordRef {
+    pub(crate) offset: u64,
+    pub(crate) at: u32,
+    pub(crate) len: u32,
+}
+
 /// The records of a batch payload, each with its byte position in the
 /// payload; each record's CRC is checked as it is reached. After an error it
 /// ends.

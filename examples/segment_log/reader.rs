@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::bufs::{Buffers, ByteBuf};
-use crate::codec::{self, BatchHeader, CodecError, RecordIter, RecordView, BATCH_HEADER_LEN};
+use crate::codec::{self, BatchHeader, CodecError, RecordIter, RecordRef, RecordView, BATCH_HEADER_LEN};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{list_segments, read_header, segment_path, LogError};
 
@@ -74,6 +74,48 @@ impl<B: ByteBuf> Fetch<'_, B> {
                 source,
             })
         })
+    }
+
+    /// Decodes the batch's records into `out` (cleared first): where each
+    /// lies, CRC-checked. `out` is the caller's to reuse: a list from an
+    /// object pool costs no allocation once warm.
+    ///
+    /// # Errors
+    ///
+    /// As [`records`](Fetch::records), at the first bad record.
+    pub(crate) fn decode_into(&self, out: &mut Vec<RecordRef>) -> Result<(), LogError> {
+        out.clear();
+        let base = self.header.base_offset;
+        let mut starts = RecordIter::new(&self.payload, self.header.record_count).enumerate().peekable();
+        while let Some((i, (at, record))) = starts.next() {
+            let offset = base + i as u64;
+            record.map_err(|source| self.corrupt(at, offset, source))?;
+            let end = starts.peek().map_or(self.payload.len(), |&(_, (next, _))| next);
+            out.push(RecordRef { offset, at: at as u32, len: (end - at) as u32 });
+        }
+        Ok(())
+    }
+
+    /// The record `r` (from [`decode_into`](Fetch::decode_into) on this
+    /// fetch), decoded again.
+    ///
+    /// # Errors
+    ///
+    /// When `r` does not describe one of this batch's records.
+    pub(crate) fn record(&self, r: &RecordRef) -> Result<RecordView<'_>, LogError> {
+        let (at, len) = (r.at as usize, r.len as usize);
+        let bytes = self.payload.get(at..at + len).ok_or(CodecError::Malformed("a record past the batch"));
+        bytes.and_then(codec::decode_record).map(|(view, _)| view).map_err(|source| self.corrupt(at, r.offset, source))
+    }
+
+    /// The error for a bad record at payload position `at`.
+    fn corrupt(&self, at: usize, offset: u64, source: CodecError) -> LogError {
+        LogError::Corrupt {
+            path: self.path.to_path_buf(),
+            position: self.position + (BATCH_HEADER_LEN + at) as u64,
+            offset: Some(offset),
+            source,
+        }
     }
 
     /// Bytes of the batch, header included.

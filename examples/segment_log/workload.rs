@@ -264,12 +264,14 @@ fn read_phase<S: Buffers>(bufs: &S, cfg: &RunConfig, progress: &ProgressBar) -> 
     loop {
         let t = Instant::now();
         let Some(fetch) = reader.fetch(offset)? else { break };
-        for record in fetch.records() {
-            record?; // decoded and CRC-checked: the reader's own work, timed
-        }
+        // Decoded and CRC-checked into a list of the batch's records: the
+        // reader's own work, timed. The list comes from `bufs` (an object
+        // pool in the magpool mode, a fresh `Vec` in the other).
+        let mut batch = bufs.batch(fetch.header.record_count as usize);
+        fetch.decode_into(&mut batch)?;
         fetch_ns.saturating_record(t.elapsed().as_nanos() as u64);
-        for record in fetch.records() {
-            let (at, view) = record?;
+        for r in batch.iter() {
+            let (at, view) = (r.offset, fetch.record(r)?);
             let id = records::verify(&view, cfg.seed, &cfg.mix).map_err(RunError::Verify)?;
             let (word, bit) = ((id / 64) as usize, 1 << (id % 64));
             if id >= cfg.records || seen[word] & bit != 0 {
