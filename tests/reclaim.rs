@@ -189,3 +189,42 @@ fn an_idle_threads_cache_is_taken_while_it_lives() {
     });
     assert_eq!(pool.stats().in_use, 0);
 }
+
+/// A thread that reclaims twice with no get or release between takes its
+/// own cache on the second call; the items' drops run after every slot is
+/// handed back, so a drop that gets from the same pool does not wait for
+/// a revocation its own thread holds (a review found that hang).
+#[test]
+fn a_drop_during_a_reclaim_may_use_the_pool() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::OnceLock;
+    type Policy = (fn() -> Armed, fn(&mut Armed) -> bool);
+    struct Armed(#[allow(dead_code)] u64); // objects are not zero-sized
+    static POOL: OnceLock<&'static magpool::ObjectPool<Armed, Policy>> = OnceLock::new();
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    impl Drop for Armed {
+        fn drop(&mut self) {
+            if ARMED.swap(false, Relaxed) {
+                drop(POOL.get().expect("set").get()); // a get and a release, nested
+            }
+        }
+    }
+    if !membarrier_works() {
+        eprintln!("SKIP a_drop_during_a_reclaim_may_use_the_pool: no membarrier on this system");
+        return;
+    }
+    let policy: Policy = (|| Armed(0), |_| true);
+    let pool = magpool::ObjectPool::builder(policy).build().unwrap().leak();
+    assert!(POOL.set(pool).is_ok());
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop((0..4).map(|_| pool.get()).collect::<Vec<_>>());
+        pool.reclaim_idle(); // this thread's counters move: nothing taken
+        ARMED.store(true, Relaxed);
+        let freed = pool.reclaim_idle(); // idle since: its own cache is taken
+        done_tx.send(freed).unwrap();
+    });
+    let freed = done_rx.recv_timeout(Duration::from_secs(20)).expect("the reclaiming thread hung");
+    assert!(freed >= 1, "the thread's own cache was taken");
+    assert!(!ARMED.load(Relaxed), "an item's drop ran, and its nested get returned");
+}

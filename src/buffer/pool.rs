@@ -378,12 +378,14 @@ pub(crate) fn fail(e: Error) -> ! {
 }
 
 impl Drop for Pool {
-    /// Leaves the registry, so that no thread-exit hook reaches the pool, then
-    /// frees everything: every thread's cache (through the slots' drop)
-    /// and the depot. A hook that found the pool just before keeps it alive
-    /// until its flush ends, and the last of them frees it.
+    /// Stops the background reclaim, then frees everything with the pool's
+    /// state: every thread's cache (through the slots' drop) and the depot.
+    /// Whoever found the pool through the registry of live pools just
+    /// before (a thread's exit hook, the reclaimer, the metrics collector)
+    /// keeps that state alive until it is done, and the last of them frees
+    /// it; the registry forgets the pool only then (`Caches`' drop), so a
+    /// thread that exits meanwhile still flushes and releases its slot.
     fn drop(&mut self) {
-        local::remove_pool(self.id);
         if self.shared.reclaim_interval.is_some() {
             reclaim::stop(self.id);
         }

@@ -28,10 +28,13 @@ use crate::cache::counters::{ClassCounters, Reading};
 use crate::cache::depot::Depot;
 use crate::cache::exchange::{self, Access, Exclusive, Flush};
 use crate::cache::local::{self, SlotAddr};
-use crate::cache::owner::Owner;
+use crate::cache::owner::{Owner, ThreadState};
 use crate::cache::slots::Slots;
 use crate::cache::thread_cache::{ClassSpec, Hot, ThreadCache};
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use crate::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use crate::sync::barrier;
 
 /// Every thread's cache of one pool, and the depot.
@@ -54,6 +57,8 @@ pub(crate) struct Caches<T: Send + 'static> {
     remote: Box<[ClassCounters]>,
     /// Calls of [`reclaim_idle`](Self::reclaim_idle).
     reclaims: AtomicU64,
+    /// Set while a reclaim walks the depot.
+    reclaiming: AtomicBool,
 }
 
 /// One thread's state in one pool.
@@ -89,6 +94,7 @@ impl<T: Send + 'static> Caches<T> {
             budget,
             slots: Slots::new(),
             reclaims: AtomicU64::new(0),
+            reclaiming: AtomicBool::new(false),
         }
     }
 
@@ -220,33 +226,52 @@ impl<T: Send + 'static> Caches<T> {
     /// freed per class.
     pub(crate) fn reclaim_idle(&self) -> Vec<u64> {
         self.reclaims.fetch_add(1, Relaxed);
-        let mut freed: Vec<u64> = (0..self.classes()).map(|class| self.depot.reclaim(class)).collect();
-        if barrier::available() {
-            let held: Vec<_> = self
-                .slots
-                .iter()
-                .filter(|slot| slot.went_idle())
-                .filter_map(|slot| Some((slot, slot.owner.revoke(self.id)?)))
-                .collect();
-            if !held.is_empty() && barrier::heavy() {
-                for (slot, revoked) in &held {
-                    if revoked.idle() {
-                        // SAFETY: the cache is ours alone until `revoked` drops
-                        // (`owner.rs`).
-                        let held = unsafe { Exclusive::new(&slot.cache) };
-                        exchange::flush(&held, &self.depot, Flush::Free, |class, _, dropped| {
-                            freed[class] += dropped;
-                        });
-                        slot.taken.store(true, Relaxed);
-                    }
-                }
-            }
+        // One depot reclaim at a time: two would both free the magazines the
+        // same low-water mark counts, and so part of the working set.
+        let mut freed = vec![0; self.classes()];
+        if !self.reclaiming.swap(true, Acquire) {
+            freed.iter_mut().enumerate().for_each(|(class, n)| *n = self.depot.reclaim(class));
+            self.reclaiming.store(false, Release);
+        }
+        let taken = if barrier::available() { self.take_idle_caches() } else { Vec::new() };
+        // Every slot is handed back by now: what the items' drops do (even
+        // get and release in this pool, on this thread) waits for no one.
+        for taken in taken {
+            exchange::dispose(taken, &self.depot, Flush::Free, |class, _, dropped| freed[class] += dropped);
         }
         for (class, &items) in freed.iter().enumerate() {
             self.remote[class].discarded.bump_shared(items);
             self.remote[class].reclaimed.bump_shared(items);
         }
         freed
+    }
+
+    /// Takes the magazines of every thread cache whose owner went idle (see
+    /// `owner.rs`): revokes them all, one heavy barrier, takes each idle
+    /// one's magazines (moves only), and hands every slot back before
+    /// anything is dropped.
+    fn take_idle_caches(&self) -> Vec<Vec<(usize, exchange::Taken<T>)>> {
+        let held: Vec<_> = self
+            .slots
+            .iter()
+            .filter(|slot| slot.went_idle())
+            .filter_map(|slot| Some((slot, slot.owner.revoke(self.id)?)))
+            .collect();
+        if held.is_empty() || !barrier::heavy() {
+            return Vec::new();
+        }
+        let mut taken = Vec::new();
+        for (slot, revoked) in held {
+            if revoked.idle() {
+                // SAFETY: the cache is ours alone until `revoked` drops
+                // (`owner.rs`).
+                let access = unsafe { Exclusive::new(&slot.cache) };
+                taken.push(exchange::take_all(&access));
+                slot.taken.store(true, Relaxed);
+            }
+            drop(revoked); // handed back: the owner's next access proceeds
+        }
+        taken
     }
 
     /// Calls of [`reclaim_idle`](Self::reclaim_idle) so far.
@@ -331,6 +356,14 @@ impl<T: Send + 'static> Caches<T> {
     }
 }
 
+impl<T: Send + 'static> Drop for Caches<T> {
+    /// Leaves the registry of live pools (`local.rs`), now that no one can
+    /// hold the pool's state any more.
+    fn drop(&mut self) {
+        local::remove_pool(self.id);
+    }
+}
+
 impl<T: Send + 'static> Slot<T> {
     /// The reclaimer's look at an owned slot: `true` when its owner made no
     /// get or release since the last look and its cache was not taken since.
@@ -358,27 +391,33 @@ struct OwnerAccess<'a, T: Send + 'static> {
 }
 
 impl<T: Send + 'static> Access<T> for OwnerAccess<'_, T> {
-    /// Validates the access as the hot path does when it can: a hint that
-    /// still holds this slot, read inside the access, proves that no
-    /// reclaimer holds it (`owner.rs`), so the common slow path makes no
-    /// atomic read-modify-write. Only a hint that missed (revoked, or another
-    /// pool's) costs the read-modify-write of `Owner::settle`, and is then
-    /// written again.
+    /// Opens the access and validates it (`Owner::validate`): a hint that
+    /// still holds this slot costs nothing more; a missed one is written
+    /// again and the slot settled with a read-modify-write.
     fn with<R>(&self, f: impl FnOnce(&ThreadCache<T>) -> R) -> R {
         local::with_thread(|thread| {
-            thread.begin();
-            let table = self.slot.cache.hot().addr();
-            let hinted = thread.hint(self.id) == Some(table);
-            if !hinted {
-                self.slot.owner.settle(self.serial);
-            }
-            let r = f(&self.slot.cache);
-            if !hinted && !self.exiting {
-                thread.remember(self.id, table, ptr::from_ref(self.slot).cast());
-            }
-            thread.end();
-            r
+            let _access = Bracket::begin(thread);
+            let place = (self.slot.cache.hot().addr(), ptr::from_ref(self.slot).cast());
+            self.slot.owner.validate(thread, self.serial, self.id, place, !self.exiting);
+            f(&self.slot.cache)
         })
+    }
+}
+
+/// An owner access, open until dropped: so that a panic inside one (an
+/// internal assertion) still closes it, and the thread stays reclaimable.
+struct Bracket<'t>(&'t ThreadState);
+
+impl<'t> Bracket<'t> {
+    fn begin(thread: &'t ThreadState) -> Self {
+        thread.begin();
+        Bracket(thread)
+    }
+}
+
+impl Drop for Bracket<'_> {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 

@@ -496,29 +496,34 @@ pub(crate) enum Flush {
     Free,
 }
 
-/// Moves every class's magazines out of the cache and gives them to the
-/// depot or drops their items (see [`Flush`]). Growth goes back to the base:
-/// the next owner may play another part (a consumer after a producer is no
-/// turn). Calls `note(class, spilled, dropped)` for each class that spilled
-/// or dropped anything: the caller counts them where it may write (the
-/// owner in its own counters, the reclaimer in the shared ones).
+/// Moves every class's magazines out of the cache, with pure moves: what
+/// [`dispose`] then gives to the depot or drops. Growth goes back to the
+/// base: the next owner may play another part (a consumer after a producer
+/// is no turn).
+pub(crate) fn take_all<T: Send + 'static>(access: &impl Access<T>) -> Vec<(usize, Taken<T>)> {
+    let classes = access.with(|cache| cache.len());
+    // SAFETY: inside an owner access (`Access::with`).
+    (0..classes).map(|class| (class, access.with(|cache| unsafe { cache.take(class) }))).collect()
+}
+
+/// Gives what [`take_all`] took to the depot, or drops its items (see
+/// [`Flush`]); calls `note(class, spilled, dropped)` for each class that
+/// spilled or dropped anything: the caller counts them where it may write
+/// (the owner in its own counters, the reclaimer in the shared ones).
 ///
-/// One pin for the whole flush: at thread exit the thread's own epoch
-/// handle may be gone, and every pin would then register a new participant.
-/// Items are dropped after it, outside the pin.
-pub(crate) fn flush<T: Send + 'static>(
-    access: &impl Access<T>,
+/// One pin for all of it: at thread exit the thread's own epoch handle may
+/// be gone, and every pin would then register a new participant. Items are
+/// dropped after it, outside the pin and outside every access.
+pub(crate) fn dispose<T: Send + 'static>(
+    taken: Vec<(usize, Taken<T>)>,
     depot: &Depot<T>,
     how: Flush,
     mut note: impl FnMut(usize, u64, u64),
 ) {
-    let mut spent_all = Vec::new();
+    let mut spent_all = Vec::with_capacity(taken.len());
     {
         let guard = depot.pin();
-        let classes = access.with(|cache| cache.len());
-        for class in 0..classes {
-            // SAFETY: inside an owner access (`Access::with`).
-            let taken = access.with(|cache| unsafe { cache.take(class) });
+        for (class, taken) in taken {
             let mut spent = Spent::default();
             let mags: Vec<_> = match how {
                 Flush::ToDepot => taken.into_magazines().collect(),
@@ -542,6 +547,16 @@ pub(crate) fn flush<T: Send + 'static>(
             note(class, spilled, dropped);
         }
     }
+}
+
+/// [`take_all`], then [`dispose`]: a thread's exit flush, `trim`.
+pub(crate) fn flush<T: Send + 'static>(
+    access: &impl Access<T>,
+    depot: &Depot<T>,
+    how: Flush,
+    note: impl FnMut(usize, u64, u64),
+) {
+    dispose(take_all(access), depot, how, note);
 }
 
 #[cfg(all(test, not(loom)))]

@@ -21,8 +21,11 @@
 //!
 //! # Invariants
 //!
-//! - `LIVE` maps the id of every pool that has not begun dropping to a `Weak`
-//!   of its shared state; ids are never reused.
+//! - `LIVE` maps the id of every pool whose shared state is alive to a
+//!   `Weak` of it (the entry goes when that state drops, after the last
+//!   `Arc`: `Caches`' drop); ids are never reused. So while anyone holds
+//!   the state (a reclaimer, say), an exiting thread's hook still finds the
+//!   pool and releases its slot, and no slot keeps a dead thread's state.
 //! - `SERIAL` is 0 until the thread first claims a slot, then a unique
 //!   non-zero number below `owner::REVOKED`, then [`EXITING`] once the hook
 //!   has started running.
@@ -109,7 +112,8 @@ pub(crate) fn add_pool(pool: Weak<dyn LivePool>) -> u64 {
     id
 }
 
-/// Removes a dropping pool: from now on no hook or collector reaches it.
+/// Removes a pool whose shared state is dropping: from now on no hook or
+/// collector reaches it.
 pub(crate) fn remove_pool(id: u64) {
     live().remove(&id);
 }

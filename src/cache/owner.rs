@@ -214,6 +214,40 @@ impl Owner {
         claimed
     }
 
+    /// The start of a slow path's owner access (after `ThreadState::begin`):
+    /// makes sure no reclaimer holds the slot. A hint that still holds the
+    /// slot proves it, as on the hot path. Otherwise the hint is written
+    /// again first (unless `remember` is off: the exit flush), then
+    /// [`settle`](Self::settle) waits out a reclaimer. In that order, a
+    /// reclaimer whose revocation comes after the settle sees the hint and
+    /// revokes it; written after the settle, the hint would stay valid under
+    /// a reclaimer that goes on to take the cache (the loom model
+    /// `idle_thread_hand_off_cold_hint` finds that order; the mutant
+    /// `remember_after_settle` keeps it).
+    pub(crate) fn validate(
+        &self,
+        thread: &ThreadState,
+        serial: u64,
+        id: u64,
+        (addr, slot): (*const (), *const ()),
+        remember: bool,
+    ) {
+        if thread.hint(id) == Some(addr) {
+            return;
+        }
+        if cfg!(all(loom, magpool_mutant = "remember_after_settle")) {
+            self.settle(serial);
+            if remember {
+                thread.remember(id, addr, slot);
+            }
+            return;
+        }
+        if remember {
+            thread.remember(id, addr, slot);
+        }
+        self.settle(serial);
+    }
+
     /// Whether thread `serial` owns the slot (a reclaimer may hold it).
     pub(crate) fn owned_by(&self, serial: u64) -> bool {
         self.state.load(Relaxed) & !REVOKED == serial

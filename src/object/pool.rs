@@ -48,6 +48,9 @@ const DEFAULT_THREAD_CACHE_OBJECTS: usize = 2 * DEFAULT_MAGAZINE_CAPACITY * MAGA
 /// depot, [`reclaim_idle`](ObjectPool::reclaim_idle), and everything freed
 /// when the pool drops.
 ///
+/// `T` must not be zero-sized (a pool of those would keep nothing): such a
+/// pool fails to compile ("a magazine holds sized items").
+///
 /// # Examples
 ///
 /// ```
@@ -304,10 +307,9 @@ where
 }
 
 impl<T: Send + 'static, R> Drop for ObjectPool<T, R> {
-    /// As [`Pool`](crate::Pool)'s: leaves the registry, then frees every
-    /// object in every thread's cache and the depot.
+    /// As [`Pool`](crate::Pool)'s: every object in every thread's cache and
+    /// the depot is dropped with the pool's state.
     fn drop(&mut self) {
-        local::remove_pool(self.id);
         if self.shared.reclaim_interval.is_some() {
             reclaim::stop(self.id);
         }

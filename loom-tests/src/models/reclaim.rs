@@ -17,19 +17,61 @@ const POOL: u64 = 3;
 /// The owner thread's serial.
 const SERIAL: u64 = 1;
 
+/// Where the model's cache "is", as the hint records it (never dereferenced).
+const PLACE: (*const (), *const ()) = (8 as *const (), 16 as *const ());
+
 /// The owner side of one get or release, as `caches.rs` makes it: open the
-/// access, take the hint's fast path if it still hits, else the slow path
-/// (which waits out a reclaimer), touch the cache, close the access.
+/// access, validate it (the hint's fast path if it still hits, else the
+/// slow path's `Owner::validate`, which writes the hint and waits out a
+/// reclaimer), touch the cache, close the access.
 fn owner_op(thread: &ThreadState, owner: &Owner, cache: &UnsafeCell<u32>) {
     thread.begin();
-    if thread.hint(POOL).is_none() {
-        owner.settle(SERIAL);
-        thread.remember(POOL, std::ptr::null(), std::ptr::null());
-    }
+    owner.validate(thread, SERIAL, POOL, PLACE, true);
     // SAFETY: inside an owner access: the owner alone touches the cache
     // (what the model checks).
     cache.with_mut(|c| unsafe { *c += 1 });
     thread.end();
+}
+
+/// The reclaimer's side: revoke, heavy barrier, and if the owner is idle,
+/// take the cache. Returns whether it took it.
+fn reclaim(owner: &Owner, cache: &UnsafeCell<u32>) -> bool {
+    let Some(held) = owner.revoke(POOL) else { return false };
+    if !(barrier::heavy() && held.idle()) {
+        return false;
+    }
+    // SAFETY: the slot is held and its owner idle: the cache is the
+    // reclaimer's until `held` drops (what the model checks).
+    cache.with_mut(|c| unsafe { *c += 100 });
+    true
+}
+
+/// The hand-off with the owner starting from `hinted` (or not): two owner
+/// accesses against one reclaim; the cache's count says each ran once.
+fn hand_off(hinted: bool) {
+    let thread = Arc::new(ThreadState::new());
+    let owner = Arc::new(Owner::new(SERIAL, &thread));
+    let cache = Arc::new(UnsafeCell::new(0u32));
+    if hinted {
+        thread.remember(POOL, PLACE.0, PLACE.1);
+    }
+    let reclaimer = {
+        let (owner, cache) = (owner.clone(), cache.clone());
+        thread::spawn(move || reclaim(&owner, &cache))
+    };
+    let user = {
+        let (thread, owner, cache) = (thread.clone(), owner.clone(), cache.clone());
+        thread::spawn(move || {
+            owner_op(&thread, &owner, &cache);
+            owner_op(&thread, &owner, &cache);
+        })
+    };
+    let took = reclaimer.join().unwrap();
+    user.join().unwrap();
+    // SAFETY: both threads are joined.
+    let count = cache.with(|c| unsafe { *c });
+    assert_eq!(count, if took { 102 } else { 2 }, "every access ran once, the take at most once");
+    owner.settle(SERIAL); // handed back
 }
 
 /// The idle-thread hand-off: the owner makes two gets or releases (each an
@@ -47,39 +89,19 @@ fn owner_op(thread: &ThreadState, owner: &Owner, cache: &UnsafeCell<u32>) {
 /// at the owner's flag.
 #[test]
 fn idle_thread_hand_off() {
-    model("idle_thread_hand_off", || {
-        let thread = Arc::new(ThreadState::new());
-        let owner = Arc::new(Owner::new(SERIAL, &thread));
-        let cache = Arc::new(UnsafeCell::new(0u32));
-        thread.remember(POOL, std::ptr::null(), std::ptr::null());
+    model("idle_thread_hand_off", || hand_off(true));
+}
 
-        let reclaimer = {
-            let (owner, cache) = (owner.clone(), cache.clone());
-            thread::spawn(move || {
-                let Some(held) = owner.revoke(POOL) else { return false };
-                if !(barrier::heavy() && held.idle()) {
-                    return false;
-                }
-                // SAFETY: the slot is held and its owner idle: the cache is
-                // the reclaimer's until `held` drops (what the model checks).
-                cache.with_mut(|c| unsafe { *c += 100 });
-                true
-            })
-        };
-        let user = {
-            let (thread, owner, cache) = (thread.clone(), owner.clone(), cache.clone());
-            thread::spawn(move || {
-                owner_op(&thread, &owner, &cache);
-                owner_op(&thread, &owner, &cache);
-            })
-        };
-        let took = reclaimer.join().unwrap();
-        user.join().unwrap();
-        // SAFETY: both threads are joined.
-        let count = cache.with(|c| unsafe { *c });
-        assert_eq!(count, if took { 102 } else { 2 }, "every access ran once, the take at most once");
-        owner.settle(SERIAL); // handed back
-    });
+/// The same with no hint at the start (the slot just claimed, the hint
+/// evicted by another pool, or revoked by an earlier reclaim that found the
+/// owner busy): the owner's first access takes the slow path's validation.
+/// A review found that with the hint written after the settle (mutant
+/// `remember_after_settle`), the reclaimer, whose revocation found no hint
+/// to revoke, could take the cache while the owner's next access ran the
+/// hot path on the hint written meanwhile.
+#[test]
+fn idle_thread_hand_off_cold_hint() {
+    model("idle_thread_hand_off_cold_hint", || hand_off(false));
 }
 
 /// The depot's working-set reclaim races a spill and a refill: one thread
