@@ -16,6 +16,7 @@ pairs=(
     "reclaim_no_barrier idle_thread_hand_off"
     "reclaim_ignores_busy idle_thread_hand_off"
     "settle_loads idle_thread_hand_off"
+    "remember_after_settle idle_thread_hand_off_cold_hint"
     "depot_reclaim_uncounted depot_reclaim_races_spill_and_refill"
     "drop_inside_access reentrant_drop"
     "depot_pop_relaxed object_hand_off"
