@@ -1,14 +1,14 @@
 //! Aggregation and the report's text: the samples of every round per
 //! (implementation, workload), their medians and spreads, and the Markdown
-//! and CSV renderings. The targets of issue 7 are checked in `targets.rs`.
+//! and CSV renderings. The targets are checked in `targets.rs`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use magpool_bench::child::{median, Percentiles, Sample};
 use magpool_bench::workloads::{Workload, BURST, CHANNEL, THREADS, TOUCH, WINDOW};
-
-use crate::child::{median, Percentiles, Sample};
+use magpool_bench::{objects, thread_exit};
 
 /// Every sample of a report run, and how it was run.
 #[derive(Debug)]
@@ -60,8 +60,9 @@ pub(crate) struct Cell {
     pub(crate) median: f64,
     pub(crate) min: f64,
     pub(crate) max: f64,
-    /// `median` over the system `Vec`'s median.
-    pub(crate) ratio_vec: f64,
+    /// `median` over the median of the workload's baseline (the system
+    /// `Vec`, or for freeze `BytesMut` on the system allocator).
+    pub(crate) ratio_base: f64,
     pub(crate) rss_kib: u64,
     pub(crate) calls_per_op: f64,
     /// Per percentile, the median over rounds (max: the max over rounds).
@@ -90,17 +91,17 @@ impl<'r> Report<'r> {
                 median: median(&mut ns),
                 min,
                 max,
-                ratio_vec: f64::NAN,
+                ratio_base: f64::NAN,
                 rss_kib: median(&mut rss) as u64,
                 calls_per_op: median(&mut calls),
                 latency,
             };
             cells.insert(key, cell);
         }
-        let vec_medians: HashMap<Workload, f64> =
-            cells.iter().filter(|((imp, _), _)| *imp == "vec").map(|((_, w), c)| (*w, c.median)).collect();
+        let base_medians: HashMap<Workload, f64> =
+            cells.iter().filter(|((imp, w), _)| *imp == w.baseline()).map(|((_, w), c)| (*w, c.median)).collect();
         for ((_, w), cell) in cells.iter_mut() {
-            cell.ratio_vec = vec_medians.get(w).map_or(f64::NAN, |v| cell.median / v);
+            cell.ratio_base = base_medians.get(w).map_or(f64::NAN, |b| cell.median / b);
         }
         Report { run, cells }
     }
@@ -134,13 +135,14 @@ impl<'r> Report<'r> {
         let _ = writeln!(md, "# magpool bench report\n");
         let _ = writeln!(
             md,
-            "{} UTC, {} cores, load average {} before and {} after; {} rounds of {} implementations × {} \
-             workloads, {} ms per measurement, each in its own process; {:.0} s in all{}.\n",
+            "{} UTC, {} cores, load average {} before and {} after; {} rounds of {} measurements ({} \
+             implementations, {} workloads), {} ms per measurement, each in its own process; {:.0} s in all{}.\n",
             utc(r.started),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             r.load_before,
             r.load_after,
             r.rounds,
+            r.workloads.iter().map(|w| self.ranked(*w).len()).sum::<usize>(),
             r.impls.len(),
             r.workloads.len(),
             r.ms,
@@ -157,10 +159,12 @@ impl<'r> Report<'r> {
         md += &crate::targets::markdown(self);
         for group in self.groups() {
             let _ = writeln!(md, "\n## {group}: {}\n", describe(group));
+            let base = self.workloads(group).first().map_or("vec", |w| w.baseline());
             let _ = writeln!(
                 md,
-                "| {} | implementation | ns/op | min–max | × vec | peak RSS | allocator calls/op |",
-                param_name(group)
+                "| {} | implementation | {} | min–max | × {base} | peak RSS | allocator calls/op |",
+                param_name(group),
+                unit(group)
             );
             let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
             for w in self.workloads(group) {
@@ -173,7 +177,7 @@ impl<'r> Report<'r> {
                         ns(c.median),
                         ns(c.min),
                         ns(c.max),
-                        c.ratio_vec,
+                        c.ratio_base,
                         c.rss_kib as f64 / 1024.0,
                         calls(c.calls_per_op),
                     );
@@ -209,20 +213,21 @@ impl<'r> Report<'r> {
 
     pub(crate) fn csv(&self) -> String {
         let mut csv = String::from(
-            "workload,param,implementation,median_ns,min_ns,max_ns,ratio_vec,peak_rss_kib,allocator_calls_per_op,\
-             get_p50,get_p99,get_p999,get_max,release_p50,release_p99,release_p999,release_max\n",
+            "workload,param,implementation,median_ns,min_ns,max_ns,baseline,ratio_baseline,peak_rss_kib,\
+             allocator_calls_per_op,get_p50,get_p99,get_p999,get_max,release_p50,release_p99,release_p999,release_max\n",
         );
         for &w in &self.run.workloads {
             for (imp, c) in self.ranked(w) {
                 let _ = write!(
                     csv,
-                    "{},{},{imp},{:.2},{:.2},{:.2},{:.4},{},{:.4}",
+                    "{},{},{imp},{:.2},{:.2},{:.2},{},{:.4},{},{:.4}",
                     w.group(),
                     w.param(),
                     c.median,
                     c.min,
                     c.max,
-                    c.ratio_vec,
+                    w.baseline(),
+                    c.ratio_base,
                     c.rss_kib,
                     c.calls_per_op
                 );
@@ -268,7 +273,26 @@ pub(crate) fn describe(group: &str) -> String {
              buffers, n consumers drop them: every release cross-thread"
         ),
         "burst" => format!("one thread, get {} buffers of {} bytes, then drop them all", BURST.0, BURST.1),
+        "object_batch" => format!(
+            "get a pooled `Vec<u64>` → push {} → read → release; 1t: one thread; 1to1: a producer fills, a \
+             bounded channel ({CHANNEL}) carries, a consumer reads and releases",
+            objects::BATCH
+        ),
+        "thread_exit" => format!(
+            "spawn a thread that gets {} buffers of each of {:?} bytes, writes {TOUCH} bytes into each and \
+             releases them, then exits; join: process CPU time (all threads) per thread's life",
+            thread_exit::HELD,
+            thread_exit::SIZES
+        ),
         _ => String::new(),
+    }
+}
+
+/// The time column's name.
+fn unit(group: &str) -> &'static str {
+    match group {
+        "thread_exit" => "CPU ns/thread",
+        _ => "ns/op",
     }
 }
 

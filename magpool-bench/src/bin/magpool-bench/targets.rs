@@ -1,9 +1,11 @@
-//! The targets of issue 7, checked against one run's medians: each line says
-//! met or missed, with the ratio it was judged on. Nothing here is tuned to
-//! pass: a target whose workload was not run is left out.
+//! The targets of issue 7, and of issue 18, checked against one
+//! run's medians: each line says met or missed, with the ratio it was judged
+//! on. Nothing here is tuned to pass: a target whose workload was not run is
+//! left out.
 
 use std::fmt::Write as _;
 
+use magpool_bench::objects;
 use magpool_bench::workloads::{Workload, PAIRS, SIZES, THREADS};
 
 use crate::report::{ns, Report};
@@ -37,9 +39,28 @@ pub(crate) fn markdown(r: &Report<'_>) -> String {
         t.release_tail(Workload::ProducerConsumer(n));
     }
     t.allocator_calls();
-    let met = t.lines.iter().filter(|(ok, _)| *ok).count();
-    let mut md = format!("## Targets of issue 7: {met} of {} met\n\n", t.lines.len());
-    for (ok, line) in &t.lines {
+    let mut md = String::new();
+    if !t.lines.is_empty() {
+        md += &section("issue 7", &t.lines);
+    }
+    let mut t = Targets { r, lines: Vec::new() };
+    for n in objects::THREADS {
+        t.ahead(Workload::ObjectBatch(n), "object batch", 1.0, false);
+    }
+    if !t.lines.is_empty() {
+        if !md.is_empty() {
+            md += "\n";
+        }
+        md += &section("issue 18", &t.lines);
+    }
+    md
+}
+
+/// `## Targets of {what}: N of M met`, then a line per target.
+fn section(what: &str, lines: &[(bool, String)]) -> String {
+    let met = lines.iter().filter(|(ok, _)| *ok).count();
+    let mut md = format!("## Targets of {what}: {met} of {} met\n\n", lines.len());
+    for (ok, line) in lines {
         let _ = writeln!(md, "- {} {line}", if *ok { "met:" } else { "**missed**:" });
     }
     md
@@ -61,7 +82,7 @@ impl Targets<'_, '_> {
         self.r
             .ranked(w)
             .into_iter()
-            .find(|(i, _)| *i != "magpool" && *i != FLOOR && (!pools_only || POOL_PEERS.contains(i)))
+            .find(|(i, _)| !i.starts_with("magpool") && *i != FLOOR && (!pools_only || POOL_PEERS.contains(i)))
             .map(|(i, c)| (i, c.median))
     }
 
@@ -191,7 +212,7 @@ impl Targets<'_, '_> {
     fn allocator_calls(&mut self) {
         let mut nonzero = Vec::new();
         let mut seen = 0;
-        for &w in &self.r.run.workloads {
+        for &w in self.r.run.workloads.iter().filter(|w| w.from_issue7()) {
             if let Some(c) = self.r.cell("magpool", w) {
                 seen += 1;
                 if c.calls_per_op > 0.0 {
