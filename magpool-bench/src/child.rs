@@ -3,13 +3,65 @@
 //! a binary of this package with `--child IMPL WORKLOAD` for every
 //! measurement, so each starts from a fresh heap, a fresh pool and no other
 //! implementation's threads or caches, and its peak RSS is its own.
+//!
+//! # Which binary
+//!
+//! The report binary (`magpool-bench`) has the system allocator as its
+//! global allocator. The freeze workload measures `bytes::BytesMut`, which
+//! allocates through the global allocator, on jemalloc and mimalloc too: those
+//! measurements run in `magpool-bench-jemalloc` and `magpool-bench-mimalloc`,
+//! two tiny binaries that install that allocator (behind the counting
+//! wrapper) and call [`sibling_main`]. [`Global::of`] says which binary an
+//! implementation needs, from its name; a child refuses an implementation
+//! whose allocator is not its own.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
 use crate::peers::Magpool;
 use crate::workloads::{ImplBench, Workload};
 use crate::{count, with_bench, Bench};
+
+// === impl Global ===
+
+/// The global allocator of a child process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Global {
+    /// `std::alloc::System` (glibc's malloc here): the report binary.
+    System,
+    /// tikv-jemallocator: `magpool-bench-jemalloc`.
+    Jemalloc,
+    /// mimalloc: `magpool-bench-mimalloc`.
+    Mimalloc,
+}
+
+impl Global {
+    /// The global allocator that implementation `imp` runs on: names ending
+    /// in `-jemalloc` or `-mimalloc` run on that allocator (`bytesmut-jemalloc`
+    /// is `BytesMut` with jemalloc as the global allocator), every other on
+    /// the system allocator (the `jemalloc` and `mimalloc` byte buffers call
+    /// their allocators directly, whatever the global one is).
+    pub fn of(imp: &str) -> Global {
+        if imp.ends_with("-jemalloc") {
+            Global::Jemalloc
+        } else if imp.ends_with("-mimalloc") {
+            Global::Mimalloc
+        } else {
+            Global::System
+        }
+    }
+
+    /// The binary of this package whose global allocator this is.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Global::System => "magpool-bench",
+            Global::Jemalloc => "magpool-bench-jemalloc",
+            Global::Mimalloc => "magpool-bench-mimalloc",
+        }
+    }
+}
 
 // === impl Sample ===
 
@@ -93,16 +145,25 @@ pub enum Budget {
     Iters(u64),
 }
 
-/// Measures `workload` on `imp` within `budget` in this process.
-/// `magazine_bytes` configures magpool on the byte-pool workloads (the
-/// parent has checked that it builds).
+/// Measures `workload` on `imp` within `budget` in this process, whose
+/// global allocator is `global`. `magazine_bytes` configures magpool on the
+/// byte-pool workloads (the parent has checked that it builds).
 ///
 /// # Errors
 ///
-/// An unknown implementation or workload, or an implementation that does
-/// not run that workload.
-pub fn measure(imp: &str, workload: &str, budget: Budget, magazine_bytes: Option<usize>) -> Result<Sample, String> {
+/// An unknown implementation or workload, an implementation that does not
+/// run that workload, or one that needs another global allocator.
+pub fn measure(
+    imp: &str,
+    workload: &str,
+    budget: Budget,
+    magazine_bytes: Option<usize>,
+    global: Global,
+) -> Result<Sample, String> {
     let w = Workload::parse(workload).ok_or_else(|| format!("unknown workload {workload}"))?;
+    if Global::of(imp) != global {
+        return Err(format!("{imp} runs in {}, not here", Global::of(imp).binary()));
+    }
     if !w.impls().contains(&imp) {
         return Err(format!("{workload} has no implementation {imp}"));
     }
@@ -189,18 +250,53 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+// === the sibling binaries ===
+
+/// The command line of `magpool-bench-jemalloc` and `magpool-bench-mimalloc`:
+/// the report binary's hidden child options, nothing else.
+#[derive(Parser, Debug)]
+#[command(about = "A child of the magpool bench report, on another global allocator; run `magpool-bench` instead.")]
+pub struct ChildArgs {
+    /// Measure IMPL on WORKLOAD in this process, print one line.
+    #[arg(long, required = true, num_args = 2, value_names = ["IMPL", "WORKLOAD"])]
+    pub child: Vec<String>,
+    /// Wall time of the measurement, ms.
+    #[arg(long, default_value_t = 25)]
+    pub ms: u64,
+    /// Run exactly N iterations (after as many to warm up) instead of a
+    /// timed budget, for perf and callgrind.
+    #[arg(long)]
+    pub iters: Option<u64>,
+}
+
 /// Prints `measure`'s sample line, or its error; the exit code says which.
-pub fn print_sample(imp: &str, workload: &str, budget: Budget, magazine_bytes: Option<usize>) -> ExitCode {
-    match measure(imp, workload, budget, magazine_bytes) {
+pub fn print_sample(
+    imp: &str,
+    workload: &str,
+    budget: Budget,
+    magazine_bytes: Option<usize>,
+    global: Global,
+) -> ExitCode {
+    match measure(imp, workload, budget, magazine_bytes, global) {
         Ok(sample) => {
             println!("{}", sample.to_line());
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("magpool-bench: {e}");
+            eprintln!("{}: {e}", global.binary());
             ExitCode::FAILURE
         }
     }
+}
+
+/// The whole `main` of a sibling binary whose global allocator is `global`.
+pub fn sibling_main(global: Global) -> ExitCode {
+    let args = ChildArgs::parse();
+    let budget = match args.iters {
+        Some(n) => Budget::Iters(n),
+        None => Budget::Time(Duration::from_millis(args.ms)),
+    };
+    print_sample(&args.child[0], &args.child[1], budget, None, global)
 }
 
 #[cfg(test)]
@@ -225,8 +321,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_a_workload_does_not_run() {
-        assert!(measure("nonesuch", "hot/512B", Budget::Iters(1), None).is_err());
-        assert!(measure("magpool-uncached", "hot/512B", Budget::Iters(1), None).is_err());
+    fn globals_by_name() {
+        assert_eq!(Global::of("bytesmut-jemalloc"), Global::Jemalloc);
+        assert_eq!(Global::of("magpool-mimalloc"), Global::Mimalloc);
+        assert_eq!(Global::of("jemalloc"), Global::System, "the direct byte buffers run anywhere");
+        assert_eq!(Global::of("bytesmut"), Global::System);
+    }
+
+    #[test]
+    fn refuses_another_allocators_implementation() {
+        let err = measure("bytesmut-jemalloc", "freeze/512B", Budget::Iters(1), None, Global::System);
+        assert!(err.unwrap_err().contains("magpool-bench-jemalloc"));
+        assert!(measure("bytesmut", "hot/512B", Budget::Iters(1), None, Global::System).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! magpool beside its peers: one small trait, [`Impl`], that every buffer
 //! source implements, the workloads written once against it, the workloads
-//! with implementations of their own (object batch), a
+//! with implementations of their own (freeze, object batch), a
 //! counting allocator, and the report's measuring side ([`child`]). The
 //! criterion benches (`benches/peers.rs`, `cargo bench -p magpool-bench`) and
 //! the bench report (`cargo run --release -p magpool-bench`) both use it.
@@ -23,9 +23,9 @@
 //! issue 7 measures magpool's own overhead against. `magpool-uncached`
 //! (`thread_cache_bytes(0)`) runs only the thread-exit workload.
 //!
-//! Each workload names its implementations ([`Workload::impls`]); the
-//! object-batch workload ([`objects`]) has its own, and [`with_bench`] sets
-//! up any of them by name.
+//! Each workload names its implementations ([`Workload::impls`]); the freeze
+//! ([`freeze`]) and object-batch ([`objects`]) workloads have their own, and
+//! [`with_bench`] sets up any of them by name.
 //!
 //! Every pool uses magpool's default size classes and hands out exactly what
 //! `magpool` does: `get(len)` is `len` zero bytes, `with_capacity(n)` is empty
@@ -36,15 +36,18 @@
 //!
 //! # Global allocators
 //!
-//! mimalloc and jemalloc are called through their `GlobalAlloc` impls from
-//! [`peers::RawBuf`], not installed as the process's global allocator, so
-//! every implementation can run in one binary. The report runs each
-//! measurement in a process of its own anyway (see [`child`]).
+//! For the byte buffers, mimalloc and jemalloc are called through their
+//! `GlobalAlloc` impls from [`peers::RawBuf`], not installed as the process's
+//! global allocator, so those implementations run in one binary. `BytesMut`
+//! (freeze) can only use the global allocator: its jemalloc and mimalloc
+//! measurements run in two more binaries of this package, whose global
+//! allocator that is (see [`child`]).
 
 use std::time::Duration;
 
 pub mod child;
 pub mod count;
+pub mod freeze;
 pub mod objects;
 pub mod peers;
 pub mod rng;
@@ -151,6 +154,7 @@ pub fn with_bench(imp: &str, w: Workload, f: &mut dyn FnMut(&mut dyn Bench)) -> 
         return false;
     }
     match w {
+        Workload::Freeze(len) => freeze::with_bench(imp, len, f),
         Workload::ObjectBatch(threads) => objects::with_bench(imp, threads, f),
         _ => visit_impl(imp, &mut OnImpl(w, f)),
     }

@@ -6,9 +6,10 @@
 //!
 //! An *op* is one get and one release; [`Workload::ops_per_iter`] says how
 //! many ops one iteration performs (all threads together). The workloads
-//! with implementations of their own live beside this file: object batch
-//! (`objects.rs`, issue 18); so does thread exit (`thread_exit.rs`, issue
-//! 19), which runs on any [`Impl`] but times CPU, not wall, time.
+//! with implementations of their own live beside this file: freeze
+//! (`freeze.rs`, issue 16) and object batch (`objects.rs`, issue 18); so
+//! does thread exit (`thread_exit.rs`, issue 19), which runs on any [`Impl`]
+//! but times CPU, not wall, time.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::rng::SplitMix64;
-use crate::{count, objects, thread_exit, Bench, Impl, IMPLS};
+use crate::{count, freeze, objects, thread_exit, Bench, Impl, IMPLS};
 
 /// Buffer lengths of the hot, full-write and writer workloads.
 pub const SIZES: [usize; 4] = [512, 4 << 10, 64 << 10, 1 << 20];
@@ -58,6 +59,9 @@ pub enum Workload {
     ProducerConsumer(usize),
     /// get 1024 buffers of 4 KiB, then drop them all.
     Burst,
+    /// Issue 16: with_capacity(len) → write 64 bytes → freeze into
+    /// `bytes::Bytes` → clone → drop both (`freeze.rs`).
+    Freeze(usize),
     /// Issue 18: get a pooled `Vec<u64>` → push 64 → release, on one thread
     /// (1) or from a producer to a consumer (2) (`objects.rs`).
     ObjectBatch(usize),
@@ -77,6 +81,7 @@ impl Workload {
         all.extend(THREADS.map(Workload::Parallel));
         all.extend(PAIRS.map(Workload::ProducerConsumer));
         all.push(Workload::Burst);
+        all.extend(freeze::SIZES.map(Workload::Freeze));
         all.extend(objects::THREADS.map(Workload::ObjectBatch));
         all.push(Workload::ThreadExit);
         all
@@ -85,27 +90,32 @@ impl Workload {
     /// Whether this is one of issue 7's workloads (its targets check only
     /// those).
     pub fn from_issue7(&self) -> bool {
-        !matches!(self, Workload::ObjectBatch(_) | Workload::ThreadExit)
+        !matches!(self, Workload::Freeze(_) | Workload::ObjectBatch(_) | Workload::ThreadExit)
     }
 
     /// Whether [`run`] runs this workload on any [`Impl`] (the others have
     /// implementations of their own).
     pub fn on_impl(&self) -> bool {
-        !matches!(self, Workload::ObjectBatch(_))
+        !matches!(self, Workload::Freeze(_) | Workload::ObjectBatch(_))
     }
 
     /// The implementations that run this workload, in table order.
     pub fn impls(&self) -> &'static [&'static str] {
         match self {
+            Workload::Freeze(_) => &freeze::IMPLS,
             Workload::ObjectBatch(_) => &objects::IMPLS,
             Workload::ThreadExit => &thread_exit::IMPLS,
             _ => &IMPLS,
         }
     }
 
-    /// The implementation the tables divide by: the system `Vec`.
+    /// The implementation the tables divide by: the system `Vec`, or for
+    /// freeze `BytesMut` on the system allocator.
     pub fn baseline(&self) -> &'static str {
-        "vec"
+        match self {
+            Workload::Freeze(_) => "bytesmut",
+            _ => "vec",
+        }
     }
 
     /// Threads that run the timed section.
@@ -128,6 +138,7 @@ impl Workload {
             Workload::Parallel(_) => "parallel",
             Workload::ProducerConsumer(_) => "producer_consumer",
             Workload::Burst => "burst",
+            Workload::Freeze(_) => "freeze",
             Workload::ObjectBatch(_) => "object_batch",
             Workload::ThreadExit => "thread_exit",
         }
@@ -136,7 +147,7 @@ impl Workload {
     /// The parameter within the group: a length, a thread count, the window.
     pub fn param(&self) -> String {
         match *self {
-            Workload::Hot(n) | Workload::FullWrite(n) | Workload::Writer(n) => size_label(n),
+            Workload::Hot(n) | Workload::FullWrite(n) | Workload::Writer(n) | Workload::Freeze(n) => size_label(n),
             Workload::Parallel(n) => format!("{n}t"),
             Workload::ProducerConsumer(n) => format!("{n}to{n}"),
             Workload::Mixed => format!("window{WINDOW}"),
@@ -215,7 +226,7 @@ pub fn run<I: Impl>(imp: &I, w: Workload, iters: u64) -> Duration {
         Workload::ProducerConsumer(n) => producer_consumer::<I, NoProbe>(imp, n, iters).0,
         Workload::Burst => burst(imp, iters),
         Workload::ThreadExit => thread_exit::run(imp, iters),
-        Workload::ObjectBatch(_) => {
+        Workload::Freeze(_) | Workload::ObjectBatch(_) => {
             panic!("{} has implementations of its own", w.key())
         }
     }
@@ -518,7 +529,7 @@ mod tests {
         for w in Workload::all() {
             assert_eq!(Workload::parse(&w.key()), Some(w));
         }
-        assert_eq!(Workload::all().len(), 21);
+        assert_eq!(Workload::all().len(), 24);
         assert_eq!(Workload::all().iter().filter(|w| w.from_issue7()).count(), 18);
     }
 

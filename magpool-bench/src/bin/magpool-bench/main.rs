@@ -16,14 +16,19 @@
 //! Every measurement (one implementation, one workload, one round) runs in a
 //! process of its own: this binary re-executed with a hidden `--child`. The
 //! process's global allocator is the system allocator behind a counting
-//! wrapper (off while timing: one relaxed load per call); mimalloc and
-//! jemalloc are called directly through their `GlobalAlloc` impls, so no
-//! process needs a different global allocator. Rounds interleave the
-//! implementations, in a rotating order, so a noisy neighbour on a shared
-//! machine spreads over all of them instead of landing on one.
+//! wrapper (off while timing: one relaxed load per call); for the byte
+//! buffers, mimalloc and jemalloc are called directly through their
+//! `GlobalAlloc` impls. The freeze workload's `BytesMut` on jemalloc and
+//! mimalloc runs in `magpool-bench-jemalloc` and `magpool-bench-mimalloc`
+//! instead, whose global allocator that is (built beside this binary: with
+//! `cargo run`, this binary builds them itself when they are missing or
+//! older than it). Rounds interleave the implementations, in a rotating
+//! order, so a noisy neighbour on a shared machine spreads over all of them
+//! instead of landing on one.
 
 mod chart;
 mod report;
+mod siblings;
 mod targets;
 
 use std::path::PathBuf;
@@ -32,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use magpool_bench::child;
+use magpool_bench::child::{self, Global};
 use magpool_bench::count::CountingAlloc;
 use magpool_bench::workloads::{timer_overhead_ns, Workload};
 
@@ -55,7 +60,7 @@ struct Args {
     #[arg(long)]
     ms: Option<u64>,
     /// Only these implementations (comma-separated; each workload's baseline,
-    /// `vec`, is always added).
+    /// `vec` or `bytesmut`, is always added).
     #[arg(long, value_delimiter = ',')]
     impls: Vec<String>,
     /// Only these workloads, as `group` or `group/param` (comma-separated).
@@ -85,7 +90,7 @@ fn main() -> ExitCode {
             Some(n) => child::Budget::Iters(n),
             None => child::Budget::Time(Duration::from_millis(ms)),
         };
-        return child::print_sample(&child[0], &child[1], budget, args.magazine_bytes);
+        return child::print_sample(&child[0], &child[1], budget, args.magazine_bytes, Global::System);
     }
     match parent(&args, ms) {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,7 +118,7 @@ fn parent(args: &Args, ms: u64) -> Result<(), String> {
     if let Some(bytes) = args.magazine_bytes {
         magpool_bench::peers::Magpool::with_magazine_bytes(bytes).map_err(|e| format!("--magazine-bytes: {e}"))?;
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let exes = siblings::Executables::find(plan.iter().flat_map(|(_, impls)| impls.iter().map(|i| Global::of(i))))?;
     let mut impls: Vec<&'static str> = Vec::new();
     for imp in plan.iter().flat_map(|(_, impls)| impls) {
         if !impls.contains(imp) {
@@ -134,9 +139,11 @@ fn parent(args: &Args, ms: u64) -> Result<(), String> {
             for k in 0..impls.len() {
                 let imp = impls[(k + round + wi) % impls.len()];
                 bar.set_message(format!("round {}/{rounds} {} {imp}", round + 1, w.key()));
-                let mut cmd = Command::new(&exe);
+                let global = Global::of(imp);
+                let exe = exes.get(global);
+                let mut cmd = Command::new(exe);
                 cmd.args(["--child", imp, &w.key(), "--ms", &ms.to_string()]);
-                if let Some(bytes) = args.magazine_bytes {
+                if let (Some(bytes), Global::System) = (args.magazine_bytes, global) {
                     cmd.args(["--magazine-bytes", &bytes.to_string()]);
                 }
                 let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", exe.display()))?;

@@ -153,8 +153,9 @@ impl<'r> Report<'r> {
             md,
             "ns/op: median over rounds of the time per get+release (all threads together: wall time of the \
              timed section over every thread's ops); min–max: over rounds; × vec: over the system `Vec`'s \
-             median; RSS: peak resident set of the measuring process (median over rounds); allocator calls: \
-             per op, in one more steady-state run with a counting allocator.\n"
+             median (freeze: × bytesmut, over `BytesMut` on the system allocator); RSS: peak resident set of \
+             the measuring process (median over rounds); allocator calls: per op, in one more steady-state run \
+             with a counting allocator.\n"
         );
         md += &crate::targets::markdown(self);
         for group in self.groups() {
@@ -273,6 +274,10 @@ pub(crate) fn describe(group: &str) -> String {
              buffers, n consumers drop them: every release cross-thread"
         ),
         "burst" => format!("one thread, get {} buffers of {} bytes, then drop them all", BURST.0, BURST.1),
+        "freeze" => format!(
+            "one thread, with_capacity(len) → write {TOUCH} bytes → freeze into `bytes::Bytes` → clone → drop \
+             both; `-jemalloc`, `-mimalloc`: with that allocator as the process's global allocator"
+        ),
         "object_batch" => format!(
             "get a pooled `Vec<u64>` → push {} → read → release; 1t: one thread; 1to1: a producer fills, a \
              bounded channel ({CHANNEL}) carries, a consumer reads and releases",
@@ -298,7 +303,7 @@ fn unit(group: &str) -> &'static str {
 
 fn param_name(group: &str) -> &'static str {
     match group {
-        "hot" | "full_write" | "writer" => "len",
+        "hot" | "full_write" | "writer" | "freeze" => "len",
         "parallel" => "threads",
         "producer_consumer" => "pairs",
         _ => "shape",

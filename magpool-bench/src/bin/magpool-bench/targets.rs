@@ -1,12 +1,12 @@
-//! The targets of issue 7, and of issue 18, checked against one
+//! The targets of issue 7, and of issues 16, 18 and 19, checked against one
 //! run's medians: each line says met or missed, with the ratio it was judged
 //! on. Nothing here is tuned to pass: a target whose workload was not run is
 //! left out.
 
 use std::fmt::Write as _;
 
-use magpool_bench::objects;
 use magpool_bench::workloads::{Workload, PAIRS, SIZES, THREADS};
+use magpool_bench::{freeze, objects};
 
 use crate::report::{ns, Report};
 
@@ -44,6 +44,9 @@ pub(crate) fn markdown(r: &Report<'_>) -> String {
         md += &section("issue 7", &t.lines);
     }
     let mut t = Targets { r, lines: Vec::new() };
+    for len in freeze::SIZES {
+        t.freeze(len);
+    }
     for n in objects::THREADS {
         t.ahead(Workload::ObjectBatch(n), "object batch", 1.0, false);
     }
@@ -51,7 +54,7 @@ pub(crate) fn markdown(r: &Report<'_>) -> String {
         if !md.is_empty() {
             md += "\n";
         }
-        md += &section("issue 18", &t.lines);
+        md += &section("issues 16 and 18", &t.lines);
     }
     md
 }
@@ -227,5 +230,28 @@ impl Targets<'_, '_> {
                 format!("steady state: zero allocator calls per op for magpool — calls/op: {detail}"),
             ));
         }
+    }
+
+    // === issues 16, 18 and 19 ===
+
+    /// Issue 16: magpool's freeze at most 1.0× the fastest `BytesMut`, on
+    /// any global allocator, with the allocator calls per op of both.
+    fn freeze(&mut self, len: usize) {
+        let w = Workload::Freeze(len);
+        let (Some(m), Some((peer, p))) = (self.r.cell("magpool", w), self.fastest_peer(w, false)) else { return };
+        let calls = |imp: &str| self.r.cell(imp, w).map_or(f64::NAN, |c| c.calls_per_op);
+        self.lines.push((
+            m.median <= p,
+            format!(
+                "freeze {}: at most 1.0× the fastest BytesMut — magpool {} ({:.2} allocator calls/op) vs {peer} {} \
+                 ({:.2} calls/op) = {:.2}×",
+                w.param(),
+                ns(m.median),
+                m.calls_per_op,
+                ns(p),
+                calls(peer),
+                m.median / p
+            ),
+        ));
     }
 }
