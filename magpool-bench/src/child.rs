@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+use crate::idle::{self, Series};
 use crate::peers::Magpool;
 use crate::workloads::{ImplBench, Workload};
-use crate::{count, with_bench, Bench};
+use crate::{count, visit_impl, with_bench, Bench, Impl, Visitor};
 
 // === impl Global ===
 
@@ -89,6 +90,8 @@ pub struct Sample {
     pub rss_kib: u64,
     /// For mixed and producer→consumer: (get, release).
     pub latency: Option<(Percentiles, Percentiles)>,
+    /// For burst→idle: memory over time (no time per op).
+    pub series: Option<Series>,
 }
 
 const PREFIX: &str = "magpool-bench-sample";
@@ -101,6 +104,9 @@ impl Sample {
             for (k, p) in [("get", g), ("rel", r)] {
                 line += &format!(" {k}={},{},{},{}", p.p50, p.p99, p.p999, p.max);
             }
+        }
+        if let Some(series) = &self.series {
+            line += &format!(" idle={}", series.to_field());
         }
         line
     }
@@ -118,6 +124,7 @@ impl Sample {
                 "rss" => s.rss_kib = v.parse().ok()?,
                 "get" => get = Some(parse_percentiles(v)?),
                 "rel" => rel = Some(parse_percentiles(v)?),
+                "idle" => s.series = Some(Series::parse_field(v)?),
                 _ => return None,
             }
         }
@@ -168,7 +175,11 @@ pub fn measure(
         return Err(format!("{workload} has no implementation {imp}"));
     }
     let mut sample = None;
-    if let (Some(bytes), "magpool", true) = (magazine_bytes, imp, w.on_impl()) {
+    if w == Workload::BurstIdle {
+        let mut v = IdleSeries(None);
+        visit_impl(imp, &mut v);
+        sample = v.0.map(|series| Sample { series: Some(series), ..Sample::default() });
+    } else if let (Some(bytes), "magpool", true) = (magazine_bytes, imp, w.on_impl()) {
         let pool = Magpool::with_magazine_bytes(bytes).map_err(|e| format!("--magazine-bytes: {e}"))?;
         sample = Some(time(&mut ImplBench { imp: &pool, workload: w }, w, budget));
     } else {
@@ -177,6 +188,15 @@ pub fn measure(
     let mut sample = sample.ok_or_else(|| format!("{workload} has no implementation {imp}"))?;
     sample.rss_kib = peak_rss_kib();
     Ok(sample)
+}
+
+/// Runs [`idle::series`] on the implementation visited.
+struct IdleSeries(Option<Series>);
+
+impl Visitor for IdleSeries {
+    fn visit<I: Impl>(&mut self, imp: &I) {
+        self.0 = Some(idle::series(imp));
+    }
 }
 
 /// Calibrates, times, counts and (where the workload has them) records
@@ -226,7 +246,7 @@ fn time(b: &mut dyn Bench, w: Workload, budget: Budget) -> Sample {
         };
         (p(&l.get), p(&l.release))
     });
-    Sample { ns_per_op: median(&mut per_op), calls_per_op: calls as f64 / ops(iters), latency, rss_kib: 0 }
+    Sample { ns_per_op: median(&mut per_op), calls_per_op: calls as f64 / ops(iters), latency, ..Sample::default() }
 }
 
 /// The median of `xs` (the mean of the middle two for an even count).
@@ -306,7 +326,8 @@ mod tests {
     #[test]
     fn sample_line_round_trips() {
         let p = |n| Percentiles { p50: n, p99: n * 10, p999: n * 100, max: n * 1000 };
-        let s = Sample { ns_per_op: 12.5, calls_per_op: 0.25, rss_kib: 4096, latency: Some((p(3), p(7))) };
+        let s =
+            Sample { ns_per_op: 12.5, calls_per_op: 0.25, rss_kib: 4096, latency: Some((p(3), p(7))), series: None };
         let back = Sample::parse(&format!("noise\n{}\n", s.to_line())).expect("parses");
         assert_eq!((back.ns_per_op, back.calls_per_op, back.rss_kib), (12.5, 0.25, 4096));
         let (g, r) = back.latency.expect("latency");

@@ -1,6 +1,6 @@
 //! magpool beside its peers: one small trait, [`Impl`], that every buffer
 //! source implements, the workloads written once against it, the workloads
-//! with implementations of their own (freeze, object batch), a
+//! with implementations of their own (freeze, object batch, burst→idle), a
 //! counting allocator, and the report's measuring side ([`child`]). The
 //! criterion benches (`benches/peers.rs`, `cargo bench -p magpool-bench`) and
 //! the bench report (`cargo run --release -p magpool-bench`) both use it.
@@ -48,6 +48,7 @@ use std::time::Duration;
 pub mod child;
 pub mod count;
 pub mod freeze;
+pub mod idle;
 pub mod objects;
 pub mod peers;
 pub mod rng;
@@ -84,6 +85,17 @@ pub trait Impl: Sync {
     /// Appends `bytes` to `buf`. The workloads stay within the capacity asked
     /// for; implementations that cannot grow panic past it.
     fn extend(buf: &mut Self::Buf<'_>, bytes: &[u8]);
+
+    /// Bytes of free buffers this implementation holds for reuse, where it
+    /// says (magpool's `Stats::retained_bytes`); `None` for the others.
+    fn retained_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    /// Gives back what nobody used since the last call, where the
+    /// implementation can (magpool's `Pool::reclaim_idle`); a no-op for the
+    /// others, which have no such call.
+    fn reclaim_idle(&self) {}
 }
 
 /// Something to do with each implementation, generically: see [`for_each_impl`].
@@ -141,7 +153,8 @@ pub trait Bench {
 }
 
 /// Sets up implementation `imp` for `w` and hands it to `f`; `false` when
-/// `w` has no implementation of that name.
+/// `w` has no implementation of that name, or is burst→idle (memory over
+/// time, not a time: [`idle::series`]).
 pub fn with_bench(imp: &str, w: Workload, f: &mut dyn FnMut(&mut dyn Bench)) -> bool {
     /// Hands an [`Impl`] set up for `.0` to `.1`.
     struct OnImpl<'f>(Workload, &'f mut dyn FnMut(&mut dyn Bench));
@@ -156,6 +169,7 @@ pub fn with_bench(imp: &str, w: Workload, f: &mut dyn FnMut(&mut dyn Bench)) -> 
     match w {
         Workload::Freeze(len) => freeze::with_bench(imp, len, f),
         Workload::ObjectBatch(threads) => objects::with_bench(imp, threads, f),
+        Workload::BurstIdle => false,
         _ => visit_impl(imp, &mut OnImpl(w, f)),
     }
 }

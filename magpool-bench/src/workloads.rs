@@ -7,9 +7,9 @@
 //! An *op* is one get and one release; [`Workload::ops_per_iter`] says how
 //! many ops one iteration performs (all threads together). The workloads
 //! with implementations of their own live beside this file: freeze
-//! (`freeze.rs`, issue 16) and object batch (`objects.rs`, issue 18); so
-//! does thread exit (`thread_exit.rs`, issue 19), which runs on any [`Impl`]
-//! but times CPU, not wall, time.
+//! (`freeze.rs`, issue 16), object batch (`objects.rs`, issue 18) and
+//! burst→idle (`idle.rs`, issue 19); so does thread exit (`thread_exit.rs`,
+//! issue 19), which runs on any [`Impl`] but times CPU, not wall, time.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::rng::SplitMix64;
-use crate::{count, freeze, objects, thread_exit, Bench, Impl, IMPLS};
+use crate::{count, freeze, idle, objects, thread_exit, Bench, Impl, IMPLS};
 
 /// Buffer lengths of the hot, full-write and writer workloads.
 pub const SIZES: [usize; 4] = [512, 4 << 10, 64 << 10, 1 << 20];
@@ -68,6 +68,9 @@ pub enum Workload {
     /// Issue 19: spawn a thread that gets and releases 4 buffers in each of
     /// 3 classes, then exits; join it. One op is one thread's life.
     ThreadExit,
+    /// Issue 19: a 256 MiB burst, then idle, `reclaim_idle` at a steady
+    /// interval: memory over time, not time per op (`idle.rs`).
+    BurstIdle,
 }
 
 impl Workload {
@@ -84,19 +87,20 @@ impl Workload {
         all.extend(freeze::SIZES.map(Workload::Freeze));
         all.extend(objects::THREADS.map(Workload::ObjectBatch));
         all.push(Workload::ThreadExit);
+        all.push(Workload::BurstIdle);
         all
     }
 
     /// Whether this is one of issue 7's workloads (its targets check only
     /// those).
     pub fn from_issue7(&self) -> bool {
-        !matches!(self, Workload::Freeze(_) | Workload::ObjectBatch(_) | Workload::ThreadExit)
+        !matches!(self, Workload::Freeze(_) | Workload::ObjectBatch(_) | Workload::ThreadExit | Workload::BurstIdle)
     }
 
     /// Whether [`run`] runs this workload on any [`Impl`] (the others have
     /// implementations of their own).
     pub fn on_impl(&self) -> bool {
-        !matches!(self, Workload::Freeze(_) | Workload::ObjectBatch(_))
+        !matches!(self, Workload::Freeze(_) | Workload::ObjectBatch(_) | Workload::BurstIdle)
     }
 
     /// The implementations that run this workload, in table order.
@@ -105,6 +109,7 @@ impl Workload {
             Workload::Freeze(_) => &freeze::IMPLS,
             Workload::ObjectBatch(_) => &objects::IMPLS,
             Workload::ThreadExit => &thread_exit::IMPLS,
+            Workload::BurstIdle => &idle::IMPLS,
             _ => &IMPLS,
         }
     }
@@ -141,6 +146,7 @@ impl Workload {
             Workload::Freeze(_) => "freeze",
             Workload::ObjectBatch(_) => "object_batch",
             Workload::ThreadExit => "thread_exit",
+            Workload::BurstIdle => "burst_idle",
         }
     }
 
@@ -155,6 +161,9 @@ impl Workload {
             Workload::ObjectBatch(1) => "1t".into(),
             Workload::ObjectBatch(n) => format!("{p}to{p}", p = n / 2),
             Workload::ThreadExit => format!("{}x{}classes", thread_exit::HELD, thread_exit::SIZES.len()),
+            Workload::BurstIdle => {
+                format!("{}x{}", size_label(idle::BURST.0 * idle::BURST.1), size_label(idle::BURST.1))
+            }
         }
     }
 
@@ -226,7 +235,7 @@ pub fn run<I: Impl>(imp: &I, w: Workload, iters: u64) -> Duration {
         Workload::ProducerConsumer(n) => producer_consumer::<I, NoProbe>(imp, n, iters).0,
         Workload::Burst => burst(imp, iters),
         Workload::ThreadExit => thread_exit::run(imp, iters),
-        Workload::Freeze(_) | Workload::ObjectBatch(_) => {
+        Workload::Freeze(_) | Workload::ObjectBatch(_) | Workload::BurstIdle => {
             panic!("{} has implementations of its own", w.key())
         }
     }
@@ -529,7 +538,7 @@ mod tests {
         for w in Workload::all() {
             assert_eq!(Workload::parse(&w.key()), Some(w));
         }
-        assert_eq!(Workload::all().len(), 24);
+        assert_eq!(Workload::all().len(), 25);
         assert_eq!(Workload::all().iter().filter(|w| w.from_issue7()).count(), 18);
     }
 

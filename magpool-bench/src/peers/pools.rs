@@ -104,6 +104,14 @@ impl Impl for Magpool {
     fn extend(buf: &mut magpool::Buf<'_>, bytes: &[u8]) {
         buf.extend_from_slice(bytes);
     }
+
+    fn retained_bytes(&self) -> Option<u64> {
+        Some(self.pool.stats().retained_bytes)
+    }
+
+    fn reclaim_idle(&self) {
+        self.pool.reclaim_idle();
+    }
 }
 
 // === impl QueuePool ===

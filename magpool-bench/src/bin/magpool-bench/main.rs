@@ -2,9 +2,9 @@
 //! on each of its implementations, interleaved over several rounds, one
 //! table per workload (median ns per op, min–max over rounds, ratio to the
 //! workload's baseline, peak RSS, allocator calls per op), get/release
-//! latency percentiles for mixed and producer→consumer, the targets
-//! checked, a chart per workload. Writes `report.md`, `report.csv` and one
-//! SVG per workload.
+//! latency percentiles for mixed and producer→consumer, memory over time for
+//! burst→idle, the targets checked, a chart per workload. Writes `report.md`,
+//! `report.csv`, `burst_idle.csv` and one SVG per workload.
 //!
 //! ```text
 //! cargo run --release -p magpool-bench              # about 5 minutes
@@ -27,6 +27,8 @@
 //! instead of landing on one.
 
 mod chart;
+mod idle_chart;
+mod idle_report;
 mod report;
 mod siblings;
 mod targets;
@@ -173,9 +175,16 @@ fn parent(args: &Args, ms: u64) -> Result<(), String> {
     };
     write("report.md", &markdown)?;
     write("report.csv", &report.csv())?;
+    if report.groups().contains(&"burst_idle") {
+        write("burst_idle.csv", &idle_report::csv(&report))?;
+    }
     for group in report.groups() {
         let path = args.out.join(format!("{group}.svg"));
-        chart::draw(&report, group, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let drawn = match group {
+            "burst_idle" => idle_chart::draw(&report, &path),
+            _ => chart::draw(&report, group, &path),
+        };
+        drawn.map_err(|e| format!("{}: {e}", path.display()))?;
     }
     println!("\nwrote {}/report.md, report.csv and {} charts", args.out.display(), report.groups().len());
     Ok(())

@@ -1,12 +1,14 @@
 //! Aggregation and the report's text: the samples of every round per
 //! (implementation, workload), their medians and spreads, and the Markdown
-//! and CSV renderings. The targets are checked in `targets.rs`.
+//! and CSV renderings. The targets are checked in `targets.rs`; burst→idle,
+//! memory over time, has its table in `idle_report.rs`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use magpool_bench::child::{median, Percentiles, Sample};
+use magpool_bench::idle::{self, Series};
 use magpool_bench::workloads::{Workload, BURST, CHANNEL, THREADS, TOUCH, WINDOW};
 use magpool_bench::{objects, thread_exit};
 
@@ -67,6 +69,8 @@ pub(crate) struct Cell {
     pub(crate) calls_per_op: f64,
     /// Per percentile, the median over rounds (max: the max over rounds).
     pub(crate) latency: Option<(Percentiles, Percentiles)>,
+    /// Burst→idle: per point, the median over rounds.
+    pub(crate) series: Option<Series>,
 }
 
 /// The aggregated run.
@@ -86,6 +90,7 @@ impl<'r> Report<'r> {
             let lats: Vec<_> = samples.iter().filter_map(|s| s.latency).collect();
             let latency = (!lats.is_empty())
                 .then(|| (combine(lats.iter().map(|l| l.0).collect()), combine(lats.iter().map(|l| l.1).collect())));
+            let series: Vec<Series> = samples.iter().filter_map(|s| s.series.clone()).collect();
             let (min, max) = ns.iter().fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
             let cell = Cell {
                 median: median(&mut ns),
@@ -95,6 +100,7 @@ impl<'r> Report<'r> {
                 rss_kib: median(&mut rss) as u64,
                 calls_per_op: median(&mut calls),
                 latency,
+                series: Series::median(&series),
             };
             cells.insert(key, cell);
         }
@@ -160,6 +166,10 @@ impl<'r> Report<'r> {
         md += &crate::targets::markdown(self);
         for group in self.groups() {
             let _ = writeln!(md, "\n## {group}: {}\n", describe(group));
+            if group == "burst_idle" {
+                md += &crate::idle_report::markdown(self);
+                continue;
+            }
             let base = self.workloads(group).first().map_or("vec", |w| w.baseline());
             let _ = writeln!(
                 md,
@@ -218,6 +228,9 @@ impl<'r> Report<'r> {
              allocator_calls_per_op,get_p50,get_p99,get_p999,get_max,release_p50,release_p99,release_p999,release_max\n",
         );
         for &w in &self.run.workloads {
+            if w == Workload::BurstIdle {
+                continue; // memory over time: burst_idle.csv
+            }
             for (imp, c) in self.ranked(w) {
                 let _ = write!(
                     csv,
@@ -288,6 +301,13 @@ pub(crate) fn describe(group: &str) -> String {
              releases them, then exits; join: process CPU time (all threads) per thread's life",
             thread_exit::HELD,
             thread_exit::SIZES
+        ),
+        "burst_idle" => format!(
+            "a worker thread gets {} buffers of {} bytes, writes them, releases them and idles; reclaim_idle \
+             every {} ms: memory over time",
+            idle::BURST.0,
+            idle::BURST.1,
+            idle::INTERVAL.as_millis()
         ),
         _ => String::new(),
     }

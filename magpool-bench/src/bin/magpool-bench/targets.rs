@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use magpool_bench::idle::Series;
 use magpool_bench::workloads::{Workload, PAIRS, SIZES, THREADS};
 use magpool_bench::{freeze, objects};
 
@@ -50,11 +51,12 @@ pub(crate) fn markdown(r: &Report<'_>) -> String {
     for n in objects::THREADS {
         t.ahead(Workload::ObjectBatch(n), "object batch", 1.0, false);
     }
+    t.burst_idle();
     if !t.lines.is_empty() {
         if !md.is_empty() {
             md += "\n";
         }
-        md += &section("issues 16 and 18", &t.lines);
+        md += &section("issues 16, 18 and 19", &t.lines);
     }
     md
 }
@@ -68,6 +70,10 @@ fn section(what: &str, lines: &[(bool, String)]) -> String {
     }
     md
 }
+
+/// How close to its steady level a burst→idle series must fall after two
+/// intervals: within this share of the burst's rise above it.
+const NEAR_STEADY: f64 = 0.1;
 
 struct Targets<'a, 'r> {
     r: &'a Report<'r>,
@@ -253,5 +259,33 @@ impl Targets<'_, '_> {
                 m.median / p
             ),
         ));
+    }
+
+    /// Issue 19: after two intervals of `reclaim_idle`, magpool's retained
+    /// bytes and the process's RSS are back near the steady level.
+    fn burst_idle(&mut self) {
+        let Some(s) = self.r.cell("magpool", Workload::BurstIdle).and_then(|c| c.series.as_ref()) else { return };
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let mut check = |what: &str, pick: &dyn Fn(&Series, usize) -> Option<u64>, steady: u64, peak: u64| {
+            let Some(after) = pick(s, 2) else { return };
+            let limit = steady as f64 + NEAR_STEADY * peak.saturating_sub(steady) as f64;
+            self.lines.push((
+                after as f64 <= limit,
+                format!(
+                    "burst→idle: magpool's {what} back near the steady level within two intervals — {:.1} MiB \
+                     after 2 × {} ms, steady {:.1}, peak {:.1} (limit: steady + {:.0}% of the rise = {:.1})",
+                    mib(after),
+                    s.interval_ms,
+                    mib(steady),
+                    mib(peak),
+                    NEAR_STEADY * 100.0,
+                    limit / 1024.0
+                ),
+            ));
+        };
+        let retained = |s: &Series, k: usize| s.after(k).and_then(|p| p.retained_kib);
+        check("retained bytes", &retained, s.steady.retained_kib.unwrap_or(0), s.peak().retained_kib.unwrap_or(0));
+        let rss = |s: &Series, k: usize| s.after(k).map(|p| p.rss_kib);
+        check("RSS", &rss, s.steady.rss_kib, s.peak().rss_kib);
     }
 }
