@@ -314,7 +314,7 @@ pub(crate) fn describe(group: &str) -> String {
 }
 
 /// The time column's name.
-fn unit(group: &str) -> &'static str {
+pub(crate) fn unit(group: &str) -> &'static str {
     match group {
         "thread_exit" => "CPU ns/thread",
         _ => "ns/op",
