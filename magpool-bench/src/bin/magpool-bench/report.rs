@@ -194,6 +194,9 @@ impl<'r> Report<'r> {
                     );
                 }
             }
+            if let Some(note) = note(group) {
+                let _ = writeln!(md, "\n{note}");
+            }
             for w in self.workloads(group).into_iter().filter(|w| w.has_latency()) {
                 self.latency_table(&mut md, w);
             }
@@ -310,6 +313,20 @@ pub(crate) fn describe(group: &str) -> String {
             idle::INTERVAL.as_millis()
         ),
         _ => String::new(),
+    }
+}
+
+/// What a reader of `group`'s table needs beyond its one-line description.
+fn note(group: &str) -> Option<&'static str> {
+    match group {
+        "freeze" => Some(
+            "`Buf::freeze` needs a `Buf<'static>`: magpool has no `Arc`-owned pool handle, so the pool here is \
+             leaked (`Pool::new().leak()`; `magpool::global()` is the other way), and there is no `Arc`-handle \
+             variant to measure. magpool's 2 allocator calls per op are the box `Bytes::from_owner` puts the owner \
+             in, and its free (from the global allocator: glibc, jemalloc or mimalloc by the row's suffix); \
+             `BytesMut`'s 4 are its buffer, the shared header its first clone makes, and their frees.",
+        ),
+        _ => None,
     }
 }
 
