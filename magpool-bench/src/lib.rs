@@ -1,8 +1,9 @@
 //! magpool beside its peers: one small trait, [`Impl`], that every buffer
-//! source implements, the workloads written once against it, and a counting
-//! allocator. The criterion benches (`benches/peers.rs`, `cargo bench -p
-//! magpool-bench`) and the bench report (`cargo run --release -p
-//! magpool-bench`) both use it.
+//! source implements, the workloads written once against it, the workloads
+//! with implementations of their own (freeze, object batch, burst→idle), a
+//! counting allocator, and the report's measuring side ([`child`]). The
+//! criterion benches (`benches/peers.rs`, `cargo bench -p magpool-bench`) and
+//! the bench report (`cargo run --release -p magpool-bench`) both use it.
 //!
 //! # Implementations
 //!
@@ -19,7 +20,12 @@
 //! | `tls-vec` | a thread-local `Vec<Vec<u8>>` per class: `pop` (else allocate), then zero `len` bytes | `push` (else free) |
 //!
 //! `tls-vec` is not a peer but the floor: the bare thread-local pop+push that
-//! issue 7 measures magpool's own overhead against.
+//! issue 7 measures magpool's own overhead against. `magpool-uncached`
+//! (`thread_cache_bytes(0)`) runs only the thread-exit workload.
+//!
+//! Each workload names its implementations ([`Workload::impls`]); the freeze
+//! ([`freeze`]) and object-batch ([`objects`]) workloads have their own, and
+//! [`with_bench`] sets up any of them by name.
 //!
 //! Every pool uses magpool's default size classes and hands out exactly what
 //! `magpool` does: `get(len)` is `len` zero bytes, `with_capacity(n)` is empty
@@ -30,15 +36,26 @@
 //!
 //! # Global allocators
 //!
-//! mimalloc and jemalloc are called through their `GlobalAlloc` impls from
-//! [`peers::RawBuf`], not installed as the process's global allocator, so
-//! every implementation can run in one binary. The report runs each
-//! measurement in a process of its own anyway (see its docs).
+//! For the byte buffers, mimalloc and jemalloc are called through their
+//! `GlobalAlloc` impls from [`peers::RawBuf`], not installed as the process's
+//! global allocator, so those implementations run in one binary. `BytesMut`
+//! (freeze) can only use the global allocator: its jemalloc and mimalloc
+//! measurements run in two more binaries of this package, whose global
+//! allocator that is (see [`child`]).
 
+use std::time::Duration;
+
+pub mod child;
 pub mod count;
+pub mod freeze;
+pub mod idle;
+pub mod objects;
 pub mod peers;
 pub mod rng;
+pub mod thread_exit;
 pub mod workloads;
+
+use workloads::{ImplBench, Latency, Workload};
 
 /// A source of byte buffers: an allocator or a pool. Each workload is written
 /// once against this trait.
@@ -68,6 +85,17 @@ pub trait Impl: Sync {
     /// Appends `bytes` to `buf`. The workloads stay within the capacity asked
     /// for; implementations that cannot grow panic past it.
     fn extend(buf: &mut Self::Buf<'_>, bytes: &[u8]);
+
+    /// Bytes of free buffers this implementation holds for reuse, where it
+    /// says (magpool's `Stats::retained_bytes`); `None` for the others.
+    fn retained_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    /// Gives back what nobody used since the last call, where the
+    /// implementation can (magpool's `Pool::reclaim_idle`); a no-op for the
+    /// others, which have no such call.
+    fn reclaim_idle(&self) {}
 }
 
 /// Something to do with each implementation, generically: see [`for_each_impl`].
@@ -96,6 +124,7 @@ pub fn visit_impl(name: &str, v: &mut impl Visitor) -> bool {
     use peers::*;
     match name {
         "magpool" => v.visit(&Magpool::new()),
+        "magpool-uncached" => v.visit(&Magpool::uncached()),
         "vec" => v.visit(&SystemVec),
         "mimalloc" => v.visit(&Direct::mimalloc()),
         "jemalloc" => v.visit(&Direct::jemalloc()),
@@ -108,6 +137,41 @@ pub fn visit_impl(name: &str, v: &mut impl Visitor) -> bool {
         _ => return false,
     }
     true
+}
+
+/// One implementation set up for one workload: what the report's child
+/// process times, whatever the kind of implementation.
+pub trait Bench {
+    /// Runs `iters` iterations; the timed section's length.
+    fn run(&mut self, iters: u64) -> Duration;
+
+    /// Get and release latencies of `iters` iterations, each call timed, for
+    /// the workloads that record them (mixed and producer→consumer).
+    fn latency(&mut self, _iters: u64) -> Option<Latency> {
+        None
+    }
+}
+
+/// Sets up implementation `imp` for `w` and hands it to `f`; `false` when
+/// `w` has no implementation of that name, or is burst→idle (memory over
+/// time, not a time: [`idle::series`]).
+pub fn with_bench(imp: &str, w: Workload, f: &mut dyn FnMut(&mut dyn Bench)) -> bool {
+    /// Hands an [`Impl`] set up for `.0` to `.1`.
+    struct OnImpl<'f>(Workload, &'f mut dyn FnMut(&mut dyn Bench));
+    impl Visitor for OnImpl<'_> {
+        fn visit<I: Impl>(&mut self, imp: &I) {
+            (self.1)(&mut ImplBench { imp, workload: self.0 });
+        }
+    }
+    if !w.impls().contains(&imp) {
+        return false;
+    }
+    match w {
+        Workload::Freeze(len) => freeze::with_bench(imp, len, f),
+        Workload::ObjectBatch(threads) => objects::with_bench(imp, threads, f),
+        Workload::BurstIdle => false,
+        _ => visit_impl(imp, &mut OnImpl(w, f)),
+    }
 }
 
 /// Builds every implementation in [`IMPLS`] order, one at a time, and hands

@@ -1,10 +1,15 @@
-//! The workloads of issue 7, each written once against [`Impl`]. Each returns
+//! Every workload of the report, and those of issue 7 and the thread-exit
+//! workload of issue 19, each written once against [`Impl`]. Each returns
 //! the time of its timed section only: setup (prefilled windows, thread
 //! spawns, warm-up) happens outside it, and the multi-thread workloads start
 //! and stop the clock at barriers that every thread passes.
 //!
 //! An *op* is one get and one release; [`Workload::ops_per_iter`] says how
-//! many ops one iteration performs (all threads together).
+//! many ops one iteration performs (all threads together). The workloads
+//! with implementations of their own live beside this file: freeze
+//! (`freeze.rs`, issue 16), object batch (`objects.rs`, issue 18) and
+//! burst→idle (`idle.rs`, issue 19); so does thread exit (`thread_exit.rs`,
+//! issue 19), which runs on any [`Impl`] but times CPU, not wall, time.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -16,7 +21,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::rng::SplitMix64;
-use crate::{count, Impl};
+use crate::{count, freeze, idle, objects, thread_exit, Bench, Impl, IMPLS};
 
 /// Buffer lengths of the hot, full-write and writer workloads.
 pub const SIZES: [usize; 4] = [512, 4 << 10, 64 << 10, 1 << 20];
@@ -54,6 +59,18 @@ pub enum Workload {
     ProducerConsumer(usize),
     /// get 1024 buffers of 4 KiB, then drop them all.
     Burst,
+    /// Issue 16: with_capacity(len) → write 64 bytes → freeze into
+    /// `bytes::Bytes` → clone → drop both (`freeze.rs`).
+    Freeze(usize),
+    /// Issue 18: get a pooled `Vec<u64>` → push 64 → release, on one thread
+    /// (1) or from a producer to a consumer (2) (`objects.rs`).
+    ObjectBatch(usize),
+    /// Issue 19: spawn a thread that gets and releases 4 buffers in each of
+    /// 3 classes, then exits; join it. One op is one thread's life.
+    ThreadExit,
+    /// Issue 19: a 256 MiB burst, then idle, `reclaim_idle` at a steady
+    /// interval: memory over time, not time per op (`idle.rs`).
+    BurstIdle,
 }
 
 impl Workload {
@@ -67,7 +84,53 @@ impl Workload {
         all.extend(THREADS.map(Workload::Parallel));
         all.extend(PAIRS.map(Workload::ProducerConsumer));
         all.push(Workload::Burst);
+        all.extend(freeze::SIZES.map(Workload::Freeze));
+        all.extend(objects::THREADS.map(Workload::ObjectBatch));
+        all.push(Workload::ThreadExit);
+        all.push(Workload::BurstIdle);
         all
+    }
+
+    /// Whether this is one of issue 7's workloads (its targets check only
+    /// those).
+    pub fn from_issue7(&self) -> bool {
+        !matches!(self, Workload::Freeze(_) | Workload::ObjectBatch(_) | Workload::ThreadExit | Workload::BurstIdle)
+    }
+
+    /// Whether [`run`] runs this workload on any [`Impl`] (the others have
+    /// implementations of their own).
+    pub fn on_impl(&self) -> bool {
+        !matches!(self, Workload::Freeze(_) | Workload::ObjectBatch(_) | Workload::BurstIdle)
+    }
+
+    /// The implementations that run this workload, in table order.
+    pub fn impls(&self) -> &'static [&'static str] {
+        match self {
+            Workload::Freeze(_) => &freeze::IMPLS,
+            Workload::ObjectBatch(_) => &objects::IMPLS,
+            Workload::ThreadExit => &thread_exit::IMPLS,
+            Workload::BurstIdle => &idle::IMPLS,
+            _ => &IMPLS,
+        }
+    }
+
+    /// The implementation the tables divide by: the system `Vec`, or for
+    /// freeze `BytesMut` on the system allocator.
+    pub fn baseline(&self) -> &'static str {
+        match self {
+            Workload::Freeze(_) => "bytesmut",
+            _ => "vec",
+        }
+    }
+
+    /// Threads that run the timed section.
+    pub fn threads(&self) -> usize {
+        match *self {
+            Workload::Parallel(n) => n,
+            Workload::ProducerConsumer(n) => 2 * n,
+            Workload::ObjectBatch(n) => n,
+            _ => 1,
+        }
     }
 
     /// The criterion group / report table this belongs to.
@@ -80,17 +143,27 @@ impl Workload {
             Workload::Parallel(_) => "parallel",
             Workload::ProducerConsumer(_) => "producer_consumer",
             Workload::Burst => "burst",
+            Workload::Freeze(_) => "freeze",
+            Workload::ObjectBatch(_) => "object_batch",
+            Workload::ThreadExit => "thread_exit",
+            Workload::BurstIdle => "burst_idle",
         }
     }
 
     /// The parameter within the group: a length, a thread count, the window.
     pub fn param(&self) -> String {
         match *self {
-            Workload::Hot(n) | Workload::FullWrite(n) | Workload::Writer(n) => size_label(n),
+            Workload::Hot(n) | Workload::FullWrite(n) | Workload::Writer(n) | Workload::Freeze(n) => size_label(n),
             Workload::Parallel(n) => format!("{n}t"),
             Workload::ProducerConsumer(n) => format!("{n}to{n}"),
             Workload::Mixed => format!("window{WINDOW}"),
             Workload::Burst => format!("{}x{}", BURST.0, size_label(BURST.1)),
+            Workload::ObjectBatch(1) => "1t".into(),
+            Workload::ObjectBatch(n) => format!("{p}to{p}", p = n / 2),
+            Workload::ThreadExit => format!("{}x{}classes", thread_exit::HELD, thread_exit::SIZES.len()),
+            Workload::BurstIdle => {
+                format!("{}x{}", size_label(idle::BURST.0 * idle::BURST.1), size_label(idle::BURST.1))
+            }
         }
     }
 
@@ -143,6 +216,11 @@ pub fn mixed_sizes(seed: u64) -> Vec<usize> {
 }
 
 /// Runs `iters` iterations of `w` on `imp`; returns the timed section's length.
+///
+/// # Panics
+///
+/// On a workload with implementations of its own (see
+/// [`Workload::on_impl`]).
 pub fn run<I: Impl>(imp: &I, w: Workload, iters: u64) -> Duration {
     match w {
         Workload::Hot(len) => single(iters, || touch(&mut imp.get(black_box(len)), TOUCH)),
@@ -156,6 +234,29 @@ pub fn run<I: Impl>(imp: &I, w: Workload, iters: u64) -> Duration {
         Workload::Parallel(n) => parallel(imp, n, iters),
         Workload::ProducerConsumer(n) => producer_consumer::<I, NoProbe>(imp, n, iters).0,
         Workload::Burst => burst(imp, iters),
+        Workload::ThreadExit => thread_exit::run(imp, iters),
+        Workload::Freeze(_) | Workload::ObjectBatch(_) | Workload::BurstIdle => {
+            panic!("{} has implementations of its own", w.key())
+        }
+    }
+}
+
+/// An [`Impl`] set up for a workload that [`run`] runs: a [`Bench`].
+#[derive(Debug)]
+pub struct ImplBench<'a, I> {
+    /// The implementation.
+    pub imp: &'a I,
+    /// The workload, one that [`Workload::on_impl`].
+    pub workload: Workload,
+}
+
+impl<I: Impl> Bench for ImplBench<'_, I> {
+    fn run(&mut self, iters: u64) -> Duration {
+        run(self.imp, self.workload, iters)
+    }
+
+    fn latency(&mut self, iters: u64) -> Option<Latency> {
+        latency(self.imp, self.workload, iters)
     }
 }
 
@@ -176,25 +277,25 @@ fn warm_ops(iters: u64) -> u64 {
 }
 
 #[inline(always)]
-fn touch(buf: &mut impl AsMut<[u8]>, n: usize) {
+pub(crate) fn touch(buf: &mut impl AsMut<[u8]>, n: usize) {
     let bytes = buf.as_mut();
     let n = n.min(bytes.len());
     bytes[..n].fill(0x5a);
     black_box(bytes);
 }
 
-fn start_clock() -> Instant {
+pub(crate) fn start_clock() -> Instant {
     count::begin();
     Instant::now()
 }
 
-fn stop_clock(start: Instant) -> Duration {
+pub(crate) fn stop_clock(start: Instant) -> Duration {
     let t = start.elapsed();
     count::end();
     t
 }
 
-fn single(iters: u64, mut op: impl FnMut()) -> Duration {
+pub(crate) fn single(iters: u64, mut op: impl FnMut()) -> Duration {
     let start = start_clock();
     for _ in 0..iters {
         op();
@@ -437,7 +538,8 @@ mod tests {
         for w in Workload::all() {
             assert_eq!(Workload::parse(&w.key()), Some(w));
         }
-        assert_eq!(Workload::all().len(), 18);
+        assert_eq!(Workload::all().len(), 25);
+        assert_eq!(Workload::all().iter().filter(|w| w.from_issue7()).count(), 18);
     }
 
     #[test]
@@ -453,7 +555,7 @@ mod tests {
     struct RunAll;
     impl Visitor for RunAll {
         fn visit<I: Impl>(&mut self, imp: &I) {
-            for w in Workload::all() {
+            for w in Workload::all().into_iter().filter(|w| w.on_impl() && w.impls().contains(&imp.name())) {
                 run(imp, w, 3);
                 if let Some(l) = latency(imp, w, 3) {
                     assert_eq!(l.get.len(), 3 * w.ops_per_iter(), "{} {}", imp.name(), w.key());
@@ -466,5 +568,12 @@ mod tests {
     #[test]
     fn every_workload_runs_on_every_impl() {
         for_each_impl(&mut RunAll);
+    }
+
+    #[test]
+    fn thread_exit_runs_on_its_impls() {
+        for name in thread_exit::IMPLS {
+            assert!(crate::visit_impl(name, &mut RunAll), "{name}");
+        }
     }
 }

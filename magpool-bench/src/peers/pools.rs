@@ -39,20 +39,43 @@ fn class_vec(class: usize) -> Vec<u8> {
 
 // === impl Magpool ===
 
-/// A `magpool::Pool` with the default configuration.
-#[derive(Debug, Default)]
-pub struct Magpool(pub magpool::Pool);
+/// A `magpool::Pool`: the default configuration, or one variant of it that
+/// a workload measures (named apart in the tables).
+#[derive(Debug)]
+pub struct Magpool {
+    pool: magpool::Pool,
+    name: &'static str,
+}
 
 impl Magpool {
     /// `Pool::new()`.
     pub fn new() -> Self {
-        Magpool(magpool::Pool::new())
+        Magpool { pool: magpool::Pool::new(), name: "magpool" }
     }
 
     /// The defaults but for `Builder::magazine_bytes(bytes)`, to measure the
     /// budget's trade-off (`magpool-bench --magazine-bytes`).
     pub fn with_magazine_bytes(bytes: usize) -> Result<Self, magpool::Error> {
-        Ok(Magpool(magpool::Pool::builder().magazine_bytes(bytes).build()?))
+        Ok(Magpool { pool: magpool::Pool::builder().magazine_bytes(bytes).build()?, name: "magpool" })
+    }
+
+    /// `magpool-uncached`: the defaults but for `thread_cache_bytes(0)`, a
+    /// pool whose threads cache nothing (every get and release trades with
+    /// the depot), so a thread's exit has nothing to flush.
+    pub fn uncached() -> Self {
+        let pool = magpool::Pool::builder().thread_cache_bytes(0).build().expect("0 is a valid thread cache bound");
+        Magpool { pool, name: "magpool-uncached" }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &magpool::Pool {
+        &self.pool
+    }
+}
+
+impl Default for Magpool {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -60,7 +83,7 @@ impl Impl for Magpool {
     type Buf<'a> = magpool::Buf<'a>;
 
     fn name(&self) -> &'static str {
-        "magpool"
+        self.name
     }
 
     fn is_pool(&self) -> bool {
@@ -69,17 +92,25 @@ impl Impl for Magpool {
 
     #[inline]
     fn get(&self, len: usize) -> magpool::Buf<'_> {
-        self.0.get(len)
+        self.pool.get(len)
     }
 
     #[inline]
     fn with_capacity(&self, capacity: usize) -> magpool::Buf<'_> {
-        self.0.with_capacity(capacity)
+        self.pool.with_capacity(capacity)
     }
 
     #[inline]
     fn extend(buf: &mut magpool::Buf<'_>, bytes: &[u8]) {
         buf.extend_from_slice(bytes);
+    }
+
+    fn retained_bytes(&self) -> Option<u64> {
+        Some(self.pool.stats().retained_bytes)
+    }
+
+    fn reclaim_idle(&self) {
+        self.pool.reclaim_idle();
     }
 }
 

@@ -1,13 +1,14 @@
 //! One horizontal bar chart per workload, in SVG: for each parameter, a bar
 //! per implementation (fastest first), its length the median ns per op on a
-//! log scale, magpool in red.
+//! log scale, magpool in red (its variants, such as `magpool-uncached`, a
+//! lighter red).
 
 use std::path::Path;
 
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-use crate::report::{describe, ns, Report};
+use crate::report::{describe, ns, unit, Report};
 
 const ROW: u32 = 16;
 
@@ -28,7 +29,7 @@ pub(crate) fn draw(r: &Report<'_>, group: &str, path: &Path) -> Result<(), Box<d
     let root = SVGBackend::new(path, (960, 90 + n * ROW)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{group}: {}", describe(group)), ("sans-serif", 13))
+        .caption(format!("{group}: {}", caption(group)), ("sans-serif", 13))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(230)
@@ -45,13 +46,21 @@ pub(crate) fn draw(r: &Report<'_>, group: &str, path: &Path) -> Result<(), Box<d
         .y_labels(n as usize)
         .y_label_formatter(&label)
         .x_labels(8)
-        .x_desc("median ns per get+release (log scale)")
+        .x_desc(match unit(group) {
+            "ns/op" if r.workloads(group).iter().all(|w| w.from_issue7()) => "median ns per get+release (log scale)",
+            "ns/op" => "median ns per op (log scale)",
+            _ => "median CPU ns per thread (log scale)",
+        })
         .x_label_formatter(&|x| ns(*x))
         .label_style(("sans-serif", 11))
         .draw()?;
     chart.draw_series(rows.iter().enumerate().map(|(k, (_, imp, v))| {
         let y = n - 1 - k as u32;
-        let color = if *imp == "magpool" { RGBColor(200, 40, 40) } else { RGBColor(90, 120, 170) };
+        let color = match *imp {
+            "magpool" => RGBColor(200, 40, 40),
+            i if i.starts_with("magpool") => RGBColor(230, 120, 120),
+            _ => RGBColor(90, 120, 170),
+        };
         let mut bar = Rectangle::new([(lo, SegmentValue::Exact(y)), (*v, SegmentValue::Exact(y + 1))], color.filled());
         bar.set_margin(2, 2, 0, 0);
         bar
@@ -62,4 +71,17 @@ pub(crate) fn draw(r: &Report<'_>, group: &str, path: &Path) -> Result<(), Box<d
     }))?;
     root.present()?;
     Ok(())
+}
+
+/// The chart's title: the table's description, shortened where it would not
+/// fit the chart's width.
+fn caption(group: &str) -> String {
+    match group {
+        "freeze" => {
+            "with_capacity(len) → write 64 B → freeze → clone → drop both; -jemalloc/-mimalloc: global allocator".into()
+        }
+        "object_batch" => "pooled Vec<u64>: get → push 64 → read → release; 1t, and producer → consumer".into(),
+        "thread_exit" => "spawn → 4 gets and releases in each of 3 classes → exit → join, in process CPU time".into(),
+        _ => describe(group),
+    }
 }

@@ -1,13 +1,14 @@
-//! The bench report of issue 7: every workload on every implementation,
-//! interleaved over several rounds, one table per workload (median ns per
-//! get+release, min–max over rounds, ratio to the system `Vec`, peak RSS,
-//! allocator calls per op), get/release latency percentiles for mixed and
-//! producer→consumer, the targets of issue 7 checked, a bar chart per
-//! workload. Writes `report.md`, `report.csv` and one SVG per workload.
+//! The bench report of issue 7, and of issues 16, 18 and 19: every workload
+//! on each of its implementations, interleaved over several rounds, one
+//! table per workload (median ns per op, min–max over rounds, ratio to the
+//! workload's baseline, peak RSS, allocator calls per op), get/release
+//! latency percentiles for mixed and producer→consumer, memory over time for
+//! burst→idle, the targets checked, a chart per workload. Writes `report.md`,
+//! `report.csv`, `burst_idle.csv` and one SVG per workload.
 //!
 //! ```text
-//! cargo run --release -p magpool-bench              # about 4 minutes
-//! cargo run --release -p magpool-bench -- --quick   # under a minute
+//! cargo run --release -p magpool-bench              # about 5 minutes
+//! cargo run --release -p magpool-bench -- --quick   # about a minute
 //! ```
 //!
 //! # Isolation
@@ -15,15 +16,21 @@
 //! Every measurement (one implementation, one workload, one round) runs in a
 //! process of its own: this binary re-executed with a hidden `--child`. The
 //! process's global allocator is the system allocator behind a counting
-//! wrapper (off while timing: one relaxed load per call); mimalloc and
-//! jemalloc are called directly through their `GlobalAlloc` impls, so no
-//! process needs a different global allocator. Rounds interleave the
-//! implementations, in a rotating order, so a noisy neighbour on a shared
-//! machine spreads over all of them instead of landing on one.
+//! wrapper (off while timing: one relaxed load per call); for the byte
+//! buffers, mimalloc and jemalloc are called directly through their
+//! `GlobalAlloc` impls. The freeze workload's `BytesMut` on jemalloc and
+//! mimalloc runs in `magpool-bench-jemalloc` and `magpool-bench-mimalloc`
+//! instead, whose global allocator that is (built beside this binary: with
+//! `cargo run`, this binary builds them itself when they are missing or
+//! older than it). Rounds interleave the implementations, in a rotating
+//! order, so a noisy neighbour on a shared machine spreads over all of them
+//! instead of landing on one.
 
 mod chart;
-mod child;
+mod idle_chart;
+mod idle_report;
 mod report;
+mod siblings;
 mod targets;
 
 use std::path::PathBuf;
@@ -32,9 +39,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use magpool_bench::child::{self, Global};
 use magpool_bench::count::CountingAlloc;
 use magpool_bench::workloads::{timer_overhead_ns, Workload};
-use magpool_bench::IMPLS;
 
 use crate::report::{Report, Run};
 
@@ -54,7 +61,8 @@ struct Args {
     /// Wall time of one measurement, ms [default: 130, quick 25].
     #[arg(long)]
     ms: Option<u64>,
-    /// Only these implementations (comma-separated; `vec` is always added).
+    /// Only these implementations (comma-separated; each workload's baseline,
+    /// `vec` or `bytesmut`, is always added).
     #[arg(long, value_delimiter = ',')]
     impls: Vec<String>,
     /// Only these workloads, as `group` or `group/param` (comma-separated).
@@ -84,13 +92,7 @@ fn main() -> ExitCode {
             Some(n) => child::Budget::Iters(n),
             None => child::Budget::Time(Duration::from_millis(ms)),
         };
-        return match child::main(&child[0], &child[1], budget, args.magazine_bytes) {
-            true => ExitCode::SUCCESS,
-            false => {
-                eprintln!("magpool-bench: unknown implementation or workload: {child:?}");
-                ExitCode::FAILURE
-            }
-        };
+        return child::print_sample(&child[0], &child[1], budget, args.magazine_bytes, Global::System);
     }
     match parent(&args, ms) {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,37 +106,46 @@ fn main() -> ExitCode {
 /// Selects, runs every round, reports.
 fn parent(args: &Args, ms: u64) -> Result<(), String> {
     let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
-    let impls: Vec<&'static str> = IMPLS
-        .into_iter()
-        .filter(|i| args.impls.is_empty() || *i == "vec" || args.impls.iter().any(|a| a == i))
-        .collect();
-    let workloads: Vec<Workload> = Workload::all()
+    let chosen =
+        |w: &Workload, imp: &str| args.impls.is_empty() || imp == w.baseline() || args.impls.iter().any(|a| a == imp);
+    let plan: Vec<(Workload, Vec<&'static str>)> = Workload::all()
         .into_iter()
         .filter(|w| args.workloads.is_empty() || args.workloads.iter().any(|a| *a == w.group() || *a == w.key()))
+        .map(|w| (w, w.impls().iter().copied().filter(|imp| chosen(&w, imp)).collect::<Vec<_>>()))
+        .filter(|(_, impls)| impls.len() >= 2)
         .collect();
-    if impls.len() < 2 || workloads.is_empty() {
-        return Err(format!("nothing to compare: implementations {impls:?}, workloads {:?}", args.workloads));
+    if plan.is_empty() {
+        return Err(format!("nothing to compare: implementations {:?}, workloads {:?}", args.impls, args.workloads));
     }
     if let Some(bytes) = args.magazine_bytes {
         magpool_bench::peers::Magpool::with_magazine_bytes(bytes).map_err(|e| format!("--magazine-bytes: {e}"))?;
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let exes = siblings::Executables::find(plan.iter().flat_map(|(_, impls)| impls.iter().map(|i| Global::of(i))))?;
+    let mut impls: Vec<&'static str> = Vec::new();
+    for imp in plan.iter().flat_map(|(_, impls)| impls) {
+        if !impls.contains(imp) {
+            impls.push(imp);
+        }
+    }
+    let workloads: Vec<Workload> = plan.iter().map(|(w, _)| *w).collect();
     let mut run = Run::new(rounds, ms, &impls, &workloads, timer_overhead_ns());
     run.magazine_bytes = args.magazine_bytes;
-    let total = (rounds * impls.len() * workloads.len()) as u64;
+    let total = (rounds * plan.iter().map(|(_, impls)| impls.len()).sum::<usize>()) as u64;
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} {msg} (eta {eta})")
             .expect("a valid template"),
     );
     let began = Instant::now();
     for round in 0..rounds {
-        for (wi, &w) in workloads.iter().enumerate() {
+        for (wi, (w, impls)) in plan.iter().enumerate() {
             for k in 0..impls.len() {
                 let imp = impls[(k + round + wi) % impls.len()];
                 bar.set_message(format!("round {}/{rounds} {} {imp}", round + 1, w.key()));
-                let mut cmd = Command::new(&exe);
+                let global = Global::of(imp);
+                let exe = exes.get(global);
+                let mut cmd = Command::new(exe);
                 cmd.args(["--child", imp, &w.key(), "--ms", &ms.to_string()]);
-                if let Some(bytes) = args.magazine_bytes {
+                if let (Some(bytes), Global::System) = (args.magazine_bytes, global) {
                     cmd.args(["--magazine-bytes", &bytes.to_string()]);
                 }
                 let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
@@ -147,7 +158,7 @@ fn parent(args: &Args, ms: u64) -> Result<(), String> {
                         String::from_utf8_lossy(&out.stderr).trim()
                     )
                 })?;
-                run.add(imp, w, sample);
+                run.add(imp, *w, sample);
                 bar.inc(1);
             }
         }
@@ -164,9 +175,16 @@ fn parent(args: &Args, ms: u64) -> Result<(), String> {
     };
     write("report.md", &markdown)?;
     write("report.csv", &report.csv())?;
+    if report.groups().contains(&"burst_idle") {
+        write("burst_idle.csv", &idle_report::csv(&report))?;
+    }
     for group in report.groups() {
         let path = args.out.join(format!("{group}.svg"));
-        chart::draw(&report, group, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let drawn = match group {
+            "burst_idle" => idle_chart::draw(&report, &path),
+            _ => chart::draw(&report, group, &path),
+        };
+        drawn.map_err(|e| format!("{}: {e}", path.display()))?;
     }
     println!("\nwrote {}/report.md, report.csv and {} charts", args.out.display(), report.groups().len());
     Ok(())

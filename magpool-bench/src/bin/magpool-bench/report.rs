@@ -1,14 +1,16 @@
 //! Aggregation and the report's text: the samples of every round per
 //! (implementation, workload), their medians and spreads, and the Markdown
-//! and CSV renderings. The targets of issue 7 are checked in `targets.rs`.
+//! and CSV renderings. The targets are checked in `targets.rs`; burst→idle,
+//! memory over time, has its table in `idle_report.rs`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use magpool_bench::child::{median, Percentiles, Sample};
+use magpool_bench::idle::{self, Series};
 use magpool_bench::workloads::{Workload, BURST, CHANNEL, THREADS, TOUCH, WINDOW};
-
-use crate::child::{median, Percentiles, Sample};
+use magpool_bench::{objects, thread_exit};
 
 /// Every sample of a report run, and how it was run.
 #[derive(Debug)]
@@ -60,12 +62,15 @@ pub(crate) struct Cell {
     pub(crate) median: f64,
     pub(crate) min: f64,
     pub(crate) max: f64,
-    /// `median` over the system `Vec`'s median.
-    pub(crate) ratio_vec: f64,
+    /// `median` over the median of the workload's baseline (the system
+    /// `Vec`, or for freeze `BytesMut` on the system allocator).
+    pub(crate) ratio_base: f64,
     pub(crate) rss_kib: u64,
     pub(crate) calls_per_op: f64,
     /// Per percentile, the median over rounds (max: the max over rounds).
     pub(crate) latency: Option<(Percentiles, Percentiles)>,
+    /// Burst→idle: per point, the median over rounds.
+    pub(crate) series: Option<Series>,
 }
 
 /// The aggregated run.
@@ -85,22 +90,24 @@ impl<'r> Report<'r> {
             let lats: Vec<_> = samples.iter().filter_map(|s| s.latency).collect();
             let latency = (!lats.is_empty())
                 .then(|| (combine(lats.iter().map(|l| l.0).collect()), combine(lats.iter().map(|l| l.1).collect())));
+            let series: Vec<Series> = samples.iter().filter_map(|s| s.series.clone()).collect();
             let (min, max) = ns.iter().fold((f64::MAX, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
             let cell = Cell {
                 median: median(&mut ns),
                 min,
                 max,
-                ratio_vec: f64::NAN,
+                ratio_base: f64::NAN,
                 rss_kib: median(&mut rss) as u64,
                 calls_per_op: median(&mut calls),
                 latency,
+                series: Series::median(&series),
             };
             cells.insert(key, cell);
         }
-        let vec_medians: HashMap<Workload, f64> =
-            cells.iter().filter(|((imp, _), _)| *imp == "vec").map(|((_, w), c)| (*w, c.median)).collect();
+        let base_medians: HashMap<Workload, f64> =
+            cells.iter().filter(|((imp, w), _)| *imp == w.baseline()).map(|((_, w), c)| (*w, c.median)).collect();
         for ((_, w), cell) in cells.iter_mut() {
-            cell.ratio_vec = vec_medians.get(w).map_or(f64::NAN, |v| cell.median / v);
+            cell.ratio_base = base_medians.get(w).map_or(f64::NAN, |b| cell.median / b);
         }
         Report { run, cells }
     }
@@ -134,13 +141,14 @@ impl<'r> Report<'r> {
         let _ = writeln!(md, "# magpool bench report\n");
         let _ = writeln!(
             md,
-            "{} UTC, {} cores, load average {} before and {} after; {} rounds of {} implementations × {} \
-             workloads, {} ms per measurement, each in its own process; {:.0} s in all{}.\n",
+            "{} UTC, {} cores, load average {} before and {} after; {} rounds of {} measurements ({} \
+             implementations, {} workloads), {} ms per measurement, each in its own process; {:.0} s in all{}.\n",
             utc(r.started),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             r.load_before,
             r.load_after,
             r.rounds,
+            r.workloads.iter().map(|w| self.ranked(*w).len()).sum::<usize>(),
             r.impls.len(),
             r.workloads.len(),
             r.ms,
@@ -151,16 +159,23 @@ impl<'r> Report<'r> {
             md,
             "ns/op: median over rounds of the time per get+release (all threads together: wall time of the \
              timed section over every thread's ops); min–max: over rounds; × vec: over the system `Vec`'s \
-             median; RSS: peak resident set of the measuring process (median over rounds); allocator calls: \
-             per op, in one more steady-state run with a counting allocator.\n"
+             median (freeze: × bytesmut, over `BytesMut` on the system allocator); RSS: peak resident set of \
+             the measuring process (median over rounds); allocator calls: per op, in one more steady-state run \
+             with a counting allocator.\n"
         );
         md += &crate::targets::markdown(self);
         for group in self.groups() {
             let _ = writeln!(md, "\n## {group}: {}\n", describe(group));
+            if group == "burst_idle" {
+                md += &crate::idle_report::markdown(self);
+                continue;
+            }
+            let base = self.workloads(group).first().map_or("vec", |w| w.baseline());
             let _ = writeln!(
                 md,
-                "| {} | implementation | ns/op | min–max | × vec | peak RSS | allocator calls/op |",
-                param_name(group)
+                "| {} | implementation | {} | min–max | × {base} | peak RSS | allocator calls/op |",
+                param_name(group),
+                unit(group)
             );
             let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
             for w in self.workloads(group) {
@@ -173,11 +188,14 @@ impl<'r> Report<'r> {
                         ns(c.median),
                         ns(c.min),
                         ns(c.max),
-                        c.ratio_vec,
+                        c.ratio_base,
                         c.rss_kib as f64 / 1024.0,
                         calls(c.calls_per_op),
                     );
                 }
+            }
+            if let Some(note) = note(group) {
+                let _ = writeln!(md, "\n{note}");
             }
             for w in self.workloads(group).into_iter().filter(|w| w.has_latency()) {
                 self.latency_table(&mut md, w);
@@ -209,20 +227,24 @@ impl<'r> Report<'r> {
 
     pub(crate) fn csv(&self) -> String {
         let mut csv = String::from(
-            "workload,param,implementation,median_ns,min_ns,max_ns,ratio_vec,peak_rss_kib,allocator_calls_per_op,\
-             get_p50,get_p99,get_p999,get_max,release_p50,release_p99,release_p999,release_max\n",
+            "workload,param,implementation,median_ns,min_ns,max_ns,baseline,ratio_baseline,peak_rss_kib,\
+             allocator_calls_per_op,get_p50,get_p99,get_p999,get_max,release_p50,release_p99,release_p999,release_max\n",
         );
         for &w in &self.run.workloads {
+            if w == Workload::BurstIdle {
+                continue; // memory over time: burst_idle.csv
+            }
             for (imp, c) in self.ranked(w) {
                 let _ = write!(
                     csv,
-                    "{},{},{imp},{:.2},{:.2},{:.2},{:.4},{},{:.4}",
+                    "{},{},{imp},{:.2},{:.2},{:.2},{},{:.4},{},{:.4}",
                     w.group(),
                     w.param(),
                     c.median,
                     c.min,
                     c.max,
-                    c.ratio_vec,
+                    w.baseline(),
+                    c.ratio_base,
                     c.rss_kib,
                     c.calls_per_op
                 );
@@ -268,13 +290,57 @@ pub(crate) fn describe(group: &str) -> String {
              buffers, n consumers drop them: every release cross-thread"
         ),
         "burst" => format!("one thread, get {} buffers of {} bytes, then drop them all", BURST.0, BURST.1),
+        "freeze" => format!(
+            "one thread, with_capacity(len) → write {TOUCH} bytes → freeze into `bytes::Bytes` → clone → drop \
+             both; `-jemalloc`, `-mimalloc`: with that allocator as the process's global allocator"
+        ),
+        "object_batch" => format!(
+            "get a pooled `Vec<u64>` → push {} → read → release; 1t: one thread; 1to1: a producer fills, a \
+             bounded channel ({CHANNEL}) carries, a consumer reads and releases",
+            objects::BATCH
+        ),
+        "thread_exit" => format!(
+            "spawn a thread that gets {} buffers of each of {:?} bytes, writes {TOUCH} bytes into each and \
+             releases them, then exits; join: process CPU time (all threads) per thread's life",
+            thread_exit::HELD,
+            thread_exit::SIZES
+        ),
+        "burst_idle" => format!(
+            "a worker thread gets {} buffers of {} bytes, writes them, releases them and idles; reclaim_idle \
+             every {} ms: memory over time",
+            idle::BURST.0,
+            idle::BURST.1,
+            idle::INTERVAL.as_millis()
+        ),
         _ => String::new(),
+    }
+}
+
+/// What a reader of `group`'s table needs beyond its one-line description.
+fn note(group: &str) -> Option<&'static str> {
+    match group {
+        "freeze" => Some(
+            "`Buf::freeze` needs a `Buf<'static>`: magpool has no `Arc`-owned pool handle, so the pool here is \
+             leaked (`Pool::new().leak()`; `magpool::global()` is the other way), and there is no `Arc`-handle \
+             variant to measure. magpool's 2 allocator calls per op are the box `Bytes::from_owner` puts the owner \
+             in, and its free (from the global allocator: glibc, jemalloc or mimalloc by the row's suffix); \
+             `BytesMut`'s 4 are its buffer, the shared header its first clone makes, and their frees.",
+        ),
+        _ => None,
+    }
+}
+
+/// The time column's name.
+pub(crate) fn unit(group: &str) -> &'static str {
+    match group {
+        "thread_exit" => "CPU ns/thread",
+        _ => "ns/op",
     }
 }
 
 fn param_name(group: &str) -> &'static str {
     match group {
-        "hot" | "full_write" | "writer" => "len",
+        "hot" | "full_write" | "writer" | "freeze" => "len",
         "parallel" => "threads",
         "producer_consumer" => "pairs",
         _ => "shape",

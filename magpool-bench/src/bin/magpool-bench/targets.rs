@@ -1,10 +1,13 @@
-//! The targets of issue 7, checked against one run's medians: each line says
-//! met or missed, with the ratio it was judged on. Nothing here is tuned to
-//! pass: a target whose workload was not run is left out.
+//! The targets of issue 7, and of issues 16, 18 and 19, checked against one
+//! run's medians: each line says met or missed, with the ratio it was judged
+//! on. Nothing here is tuned to pass: a target whose workload was not run is
+//! left out.
 
 use std::fmt::Write as _;
 
+use magpool_bench::idle::Series;
 use magpool_bench::workloads::{Workload, PAIRS, SIZES, THREADS};
+use magpool_bench::{freeze, objects};
 
 use crate::report::{ns, Report};
 
@@ -37,13 +40,40 @@ pub(crate) fn markdown(r: &Report<'_>) -> String {
         t.release_tail(Workload::ProducerConsumer(n));
     }
     t.allocator_calls();
-    let met = t.lines.iter().filter(|(ok, _)| *ok).count();
-    let mut md = format!("## Targets of issue 7: {met} of {} met\n\n", t.lines.len());
-    for (ok, line) in &t.lines {
+    let mut md = String::new();
+    if !t.lines.is_empty() {
+        md += &section("issue 7", &t.lines);
+    }
+    let mut t = Targets { r, lines: Vec::new() };
+    for len in freeze::SIZES {
+        t.freeze(len);
+    }
+    for n in objects::THREADS {
+        t.ahead(Workload::ObjectBatch(n), "object batch", 1.0, false);
+    }
+    t.burst_idle();
+    if !t.lines.is_empty() {
+        if !md.is_empty() {
+            md += "\n";
+        }
+        md += &section("issues 16, 18 and 19", &t.lines);
+    }
+    md
+}
+
+/// `## Targets of {what}: N of M met`, then a line per target.
+fn section(what: &str, lines: &[(bool, String)]) -> String {
+    let met = lines.iter().filter(|(ok, _)| *ok).count();
+    let mut md = format!("## Targets of {what}: {met} of {} met\n\n", lines.len());
+    for (ok, line) in lines {
         let _ = writeln!(md, "- {} {line}", if *ok { "met:" } else { "**missed**:" });
     }
     md
 }
+
+/// How close to its steady level a burst→idle series must fall after two
+/// intervals: within this share of the burst's rise above it.
+const NEAR_STEADY: f64 = 0.1;
 
 struct Targets<'a, 'r> {
     r: &'a Report<'r>,
@@ -61,7 +91,7 @@ impl Targets<'_, '_> {
         self.r
             .ranked(w)
             .into_iter()
-            .find(|(i, _)| *i != "magpool" && *i != FLOOR && (!pools_only || POOL_PEERS.contains(i)))
+            .find(|(i, _)| !i.starts_with("magpool") && *i != FLOOR && (!pools_only || POOL_PEERS.contains(i)))
             .map(|(i, c)| (i, c.median))
     }
 
@@ -191,7 +221,7 @@ impl Targets<'_, '_> {
     fn allocator_calls(&mut self) {
         let mut nonzero = Vec::new();
         let mut seen = 0;
-        for &w in &self.r.run.workloads {
+        for &w in self.r.run.workloads.iter().filter(|w| w.from_issue7()) {
             if let Some(c) = self.r.cell("magpool", w) {
                 seen += 1;
                 if c.calls_per_op > 0.0 {
@@ -206,5 +236,56 @@ impl Targets<'_, '_> {
                 format!("steady state: zero allocator calls per op for magpool — calls/op: {detail}"),
             ));
         }
+    }
+
+    // === issues 16, 18 and 19 ===
+
+    /// Issue 16: magpool's freeze at most 1.0× the fastest `BytesMut`, on
+    /// any global allocator, with the allocator calls per op of both.
+    fn freeze(&mut self, len: usize) {
+        let w = Workload::Freeze(len);
+        let (Some(m), Some((peer, p))) = (self.r.cell("magpool", w), self.fastest_peer(w, false)) else { return };
+        let calls = |imp: &str| self.r.cell(imp, w).map_or(f64::NAN, |c| c.calls_per_op);
+        self.lines.push((
+            m.median <= p,
+            format!(
+                "freeze {}: at most 1.0× the fastest BytesMut — magpool {} ({:.2} allocator calls/op) vs {peer} {} \
+                 ({:.2} calls/op) = {:.2}×",
+                w.param(),
+                ns(m.median),
+                m.calls_per_op,
+                ns(p),
+                calls(peer),
+                m.median / p
+            ),
+        ));
+    }
+
+    /// Issue 19: after two intervals of `reclaim_idle`, magpool's retained
+    /// bytes and the process's RSS are back near the steady level.
+    fn burst_idle(&mut self) {
+        let Some(s) = self.r.cell("magpool", Workload::BurstIdle).and_then(|c| c.series.as_ref()) else { return };
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let mut check = |what: &str, pick: &dyn Fn(&Series, usize) -> Option<u64>, steady: u64, peak: u64| {
+            let Some(after) = pick(s, 2) else { return };
+            let limit = steady as f64 + NEAR_STEADY * peak.saturating_sub(steady) as f64;
+            self.lines.push((
+                after as f64 <= limit,
+                format!(
+                    "burst→idle: magpool's {what} back near the steady level within two intervals — {:.1} MiB \
+                     after 2 × {} ms, steady {:.1}, peak {:.1} (limit: steady + {:.0}% of the rise = {:.1})",
+                    mib(after),
+                    s.interval_ms,
+                    mib(steady),
+                    mib(peak),
+                    NEAR_STEADY * 100.0,
+                    limit / 1024.0
+                ),
+            ));
+        };
+        let retained = |s: &Series, k: usize| s.after(k).and_then(|p| p.retained_kib);
+        check("retained bytes", &retained, s.steady.retained_kib.unwrap_or(0), s.peak().retained_kib.unwrap_or(0));
+        let rss = |s: &Series, k: usize| s.after(k).map(|p| p.rss_kib);
+        check("RSS", &rss, s.steady.rss_kib, s.peak().rss_kib);
     }
 }
