@@ -5,9 +5,11 @@
 //!
 //! - `object` is initialised from construction until the drop (or
 //!   [`detach`](Pooled::detach)) moves it out, exactly once.
-//! - The drop runs `recycle` before it touches the pool, so user code never
-//!   runs inside an owner access; a panic in `recycle` drops the object and
-//!   counts it (a guard does both during the unwind).
+//! - The drop runs `recycle` on the object in place before it touches the
+//!   pool, so user code never runs inside an owner access; a panic in
+//!   `recycle` drops the object where it is and counts it (a guard does
+//!   both during the unwind), and the object is moved once, into the
+//!   pool's magazine.
 //!
 //! Called by users; calls the pool on drop.
 
@@ -72,38 +74,39 @@ where
 {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the object is initialised until now (type invariants), and
-        // this is its one move out.
+        let pool = self.pool;
+        let object: *mut T = &mut *self.object;
+        // If `recycle` unwinds, this drops the object where it is and
+        // counts it, so nothing is lost from the pool's accounting.
+        let unwinding = Unwind { object, pool };
+        // SAFETY: the handle's object, initialised (type invariants); the
+        // guard touches it only if `recycle` unwinds, after this borrow.
+        let keep = pool.policy().recycle(unsafe { &mut *object });
+        std::mem::forget(unwinding);
+        // SAFETY: initialised, and this is its one move out: the handle is
+        // dropping.
         let object = unsafe { ManuallyDrop::take(&mut self.object) };
-        let mut returning = Returning { pool: self.pool, object: Some(object) };
-        let keep = match returning.object.as_mut() {
-            Some(object) => self.pool.policy().recycle(object),
-            None => false,
-        };
-        if let Some(object) = returning.object.take() {
-            if keep {
-                self.pool.release(object);
-            } else {
-                drop(object);
-                self.pool.count_dropped();
-            }
+        if keep {
+            pool.release(object);
+        } else {
+            drop(object);
+            pool.count_dropped();
         }
     }
 }
 
-/// An object on its way back: if `recycle` unwinds, this drops the object
-/// and counts it, so nothing is lost from the pool's accounting.
-struct Returning<'p, T: Send + 'static, R: Recycle<T> + Send + Sync + 'static> {
+/// See `Pooled`'s drop: armed while `recycle` runs.
+struct Unwind<'p, T: Send + 'static, R: Recycle<T> + Send + Sync + 'static> {
+    object: *mut T,
     pool: &'p ObjectPool<T, R>,
-    object: Option<T>,
 }
 
-impl<T: Send + 'static, R: Recycle<T> + Send + Sync + 'static> Drop for Returning<'_, T, R> {
+impl<T: Send + 'static, R: Recycle<T> + Send + Sync + 'static> Drop for Unwind<'_, T, R> {
     fn drop(&mut self) {
-        if let Some(object) = self.object.take() {
-            drop(object);
-            self.pool.count_dropped();
-        }
+        // SAFETY: only reached when `recycle` unwinds: the object is still
+        // in its handle, initialised, and the handle will not touch it again.
+        unsafe { std::ptr::drop_in_place(self.object) };
+        self.pool.count_dropped();
     }
 }
 
