@@ -21,7 +21,7 @@ fn deferred_drops_release_normally() {
     // exchanges with the depot, so the depot pins constantly. Leaked: a
     // deferred function must be `'static`, and so must the `Buf` it owns.
     let pool = Pool::builder().size_classes([64]).magazine_capacity(1).max_retained_bytes(4 * 64).build().unwrap();
-    let pool: &'static Pool = Box::leak(Box::new(pool));
+    let pool: &'static Pool = pool.leak();
     let rounds = if cfg!(miri) { 1_500 } else { 100_000 };
     for _ in 0..rounds {
         let (a, b, c) = (pool.get(64), pool.get(64), pool.get(64));
