@@ -89,7 +89,7 @@
 //! - **Bounded memory.** The depot keeps at most
 //!   [`max_retained_bytes`](Builder::max_retained_bytes), and one thread's
 //!   cache in one pool at most [`thread_cache_bytes`](Builder::thread_cache_bytes)
-//!   (8 MiB by default), all classes together, whatever it does: the whole
+//!   (12 MiB by default), all classes together, whatever it does: the whole
 //!   process holds at most `threads × thread_cache_bytes + max_retained_bytes`
 //!   of free buffers, plus metadata. Within that, each class's magazines
 //!   follow a byte budget ([`magazine_bytes`](Builder::magazine_bytes)), and a
