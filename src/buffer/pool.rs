@@ -149,10 +149,31 @@ impl Pool {
     /// Use [`try_get`](Pool::try_get) to get an `Err` instead.
     #[inline]
     pub fn get(&self, len: usize) -> Buf<'_> {
-        match self.try_get(len) {
-            Ok(buf) => buf,
+        let class = self.classes.class_of(len);
+        match self.shared.caches.pop(self.id, class) {
+            Some(block) => self.expose(block, class, len),
+            // A tail call: the hit path saves no registers for the miss.
+            None => self.get_slow(len, class),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_slow(&self, len: usize, class: usize) -> Buf<'_> {
+        match self.take_slow(len, class) {
+            Ok(block) => self.expose(block, class, len),
             Err(e) => fail(e),
         }
+    }
+
+    /// A buffer of `len` bytes in `block`: zeroes what `len` exposes of
+    /// what earlier users wrote.
+    #[inline(always)]
+    fn expose(&self, mut block: Block, class: usize, len: usize) -> Buf<'_> {
+        if self.zero_on_release {
+            block.zero_prefix(len);
+        }
+        Buf::new(self, block, class, len)
     }
 
     /// Like [`get`](Pool::get), but returns an error instead of panicking.
@@ -164,11 +185,8 @@ impl Pool {
     /// memory. The pool is unchanged either way.
     #[inline]
     pub fn try_get(&self, len: usize) -> Result<Buf<'_>, Error> {
-        let (mut block, class) = self.take(len)?;
-        if self.zero_on_release {
-            block.zero_prefix(len);
-        }
-        Ok(Buf::new(self, block, class, len))
+        let (block, class) = self.take(len)?;
+        Ok(self.expose(block, class, len))
     }
 
     /// An empty buffer with room for at least `capacity` bytes: the smallest
@@ -182,8 +200,19 @@ impl Pool {
     /// As [`get`](Pool::get).
     #[inline]
     pub fn with_capacity(&self, capacity: usize) -> Buf<'_> {
-        match self.take(capacity) {
-            Ok((block, class)) => Buf::new(self, block, class, 0),
+        let class = self.classes.class_of(capacity);
+        match self.shared.caches.pop(self.id, class) {
+            Some(block) => Buf::new(self, block, class, 0),
+            // A tail call: the hit path saves no registers for the miss.
+            None => self.with_capacity_slow(capacity, class),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn with_capacity_slow(&self, capacity: usize, class: usize) -> Buf<'_> {
+        match self.take_slow(capacity, class) {
+            Ok(block) => Buf::new(self, block, class, 0),
             Err(e) => fail(e),
         }
     }
