@@ -119,16 +119,20 @@
 //! the generic layer (magazines, thread caches, the depot and its stacks,
 //! slots, the thread registry), which moves opaque items and knows nothing of
 //! bytes; `src/buffer/` is the byte pool built on it (size classes, blocks,
-//! [`Buf`]). Unsafe code lives in `buffer/block.rs` (allocation),
+//! [`Buf`]), and `src/object/` the object pool ([`ObjectPool`], [`Recycle`]). Unsafe code lives in `buffer/block.rs` (allocation),
 //! `buffer/buf.rs` (the byte view), `cache/stack.rs` (the epoch-protected
 //! stacks), `cache/thread_cache.rs` (owner-only magazines), `cache/slots.rs`
 //! and `cache/caches.rs` (slot ownership); each block names the invariant it
 //! relies on.
 //!
-//! - **loom.** Six models of the cache–depot hand-off (`loom-tests/`), each
-//!   shown to catch a bug injected into this code.
+//! - **loom.** Twelve models (`loom-tests/`): the cache–depot hand-off, the
+//!   depot's stacks and limit, the slot list, stats, the idle-thread
+//!   reclaim, the depot's working-set reclaim, and the object pool's
+//!   hand-off and re-entrant drop, each shown to catch a bug injected into
+//!   this code.
 //! - **Fuzzing.** Three cargo-fuzz targets (`fuzz/`) check programs of gets,
-//!   growth, releases, thread exits and trims against a model.
+//!   growth, reads, releases, object gets, thread exits, trims and reclaims
+//!   against a model.
 //! - **Sanitizers and miri.** The unit and integration tests run under miri,
 //!   AddressSanitizer and ThreadSanitizer.
 //! - **Allocator ledger.** `tests/` checks, with a counting global
@@ -140,8 +144,8 @@
 //! # Performance
 //!
 //! `cargo run --release -p magpool-bench -- --quick` measures magpool beside
-//! the system allocator, mimalloc, jemalloc and several object pools on seven
-//! workloads, and `cargo bench -p magpool-bench` runs the same workloads under
+//! the system allocator, mimalloc, jemalloc, `BytesMut` and several object
+//! pools on eleven workloads, and `cargo bench -p magpool-bench` runs the same workloads under
 //! criterion. The README's Performance section shows the report from the
 //! development machine, including the workloads where magpool is not ahead.
 //!
@@ -179,6 +183,11 @@ pub use buffer::size_class::MAX_CLASSES;
 pub use error::Error;
 pub use object::{Clear, ObjectPool, ObjectPoolBuilder, Pooled, Recycle};
 pub use stats::{ClassStats, Stats};
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 use once_cell::sync::OnceCell;
 
