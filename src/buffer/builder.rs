@@ -95,9 +95,6 @@ impl Builder {
     /// Upper bound on buffers per magazine (default 32). Each class gets
     /// `min(buffers, magazine_bytes / class size)`, at least 1, so large
     /// classes cache few buffers; each thread holds two magazines per class.
-    /// A thread that grows its magazines (see
-    /// [`magazine_bytes`](Self::magazine_bytes)) may take them to
-    /// [`MAGAZINE_GROWTH`] times both bounds.
     pub fn magazine_capacity(mut self, buffers: usize) -> Builder {
         self.magazine_capacity = buffers;
         self
@@ -110,17 +107,16 @@ impl Builder {
     /// A thread whose refills and spills of a class alternate (it gets and
     /// releases that class in swings wider than its two magazines) doubles
     /// its magazines of that class at each such turn, up to
-    /// [`MAGAZINE_GROWTH`] times this budget (and at most `MAGAZINE_GROWTH`
-    /// times `magazine_capacity` buffers), until its swings fit and it stays
-    /// out of the depot. A thread that only gets or only releases a class, as
-    /// in producer→consumer flow, keeps the budget: there larger magazines
-    /// would only make buffers wait longer between release and reuse and come
-    /// back colder. (Eight of the largest magazines moved in one direction
-    /// without a turn halve a grown capacity again, for a thread that swung
-    /// once and now flows one way.) A thread therefore caches at most two
-    /// magazines per class, of at most `MAGAZINE_GROWTH` times the budget
-    /// each, or one buffer each for classes above that, and never more than
-    /// [`thread_cache_bytes`](Self::thread_cache_bytes) in all.
+    /// [`MAGAZINE_GROWTH`] times this budget (and still at most
+    /// `magazine_capacity` buffers), until its swings fit and it stays out of
+    /// the depot. A thread that only gets or only releases a class, as in
+    /// producer→consumer flow, keeps the budget: there larger magazines would
+    /// only make buffers wait longer between release and reuse and come back
+    /// colder. (Eight exchanges in a row in one direction halve a grown
+    /// capacity again, for a thread that swung once and now flows one way.)
+    /// A thread therefore caches at most two magazines per class, of at most
+    /// `MAGAZINE_GROWTH` times the budget each, or one buffer each for
+    /// classes above that.
     ///
     /// A larger budget gives the one-way threads larger magazines too: fewer
     /// depot exchanges, but colder buffers and more memory held (at 4 MiB,
@@ -256,16 +252,12 @@ impl Builder {
             return Err(Error::ZeroReclaimInterval);
         }
         let grown = self.magazine_bytes.saturating_mul(MAGAZINE_GROWTH);
-        let cap = |budget: usize, size: usize, most: usize| (budget / size).clamp(1, most);
-        let most_grown = self.magazine_capacity.saturating_mul(MAGAZINE_GROWTH);
+        let cap = |budget: usize, size: usize| (budget / size).clamp(1, self.magazine_capacity);
         let cached_up_to = thread_cache_bytes / THREAD_CACHED_FRACTION;
         let spec = |&size: &usize| match size <= cached_up_to {
-            true => ClassSpec {
-                weight: size,
-                base: cap(self.magazine_bytes, size, self.magazine_capacity),
-                max: cap(grown, size, most_grown),
-                pooled: true,
-            },
+            true => {
+                ClassSpec { weight: size, base: cap(self.magazine_bytes, size), max: cap(grown, size), pooled: true }
+            }
             false => ClassSpec { weight: size, base: 0, max: 0, pooled: true },
         };
         Ok(Config {
@@ -313,8 +305,8 @@ pub(crate) struct Config {
     pub(crate) classes: SizeClasses,
     /// Per class: its size as the weight, the base magazine capacity and the
     /// most a thread grows its magazines to (the capacity for
-    /// [`MAGAZINE_GROWTH`] times the budget), in `1..=magazine_capacity` and
-    /// `1..=MAGAZINE_GROWTH × magazine_capacity`; or base 0 for a class above
+    /// [`MAGAZINE_GROWTH`] times the budget), both in
+    /// `1..=magazine_capacity`; or base 0 for a class above
     /// [`THREAD_CACHED_FRACTION`] of the thread bound.
     pub(crate) specs: Vec<ClassSpec>,
     pub(crate) zero_on_release: bool,
@@ -339,8 +331,7 @@ mod tests {
         let max: Vec<_> = c.specs.iter().map(|s| s.max).collect();
         // 4 MiB and 16 MiB are above an eighth of the 12 MiB thread bound.
         assert_eq!(base, [32, 32, 32, 32, 16, 4, 1, 0, 0]);
-        // Grown: four times the byte budget, and four times the capacity.
-        assert_eq!(max, [128, 128, 128, 128, 64, 16, 4, 0, 0]);
+        assert_eq!(max, [32, 32, 32, 32, 32, 16, 4, 0, 0]);
         assert!(c.specs.iter().all(|s| s.pooled));
         assert!(c.zero_on_release);
         // The base magazines of every thread-cached class fit the bound.
@@ -384,7 +375,7 @@ mod tests {
             Error::MagazineCapacityTooLarge { capacity: MAX_MAGAZINE_CAPACITY + 1, max: MAX_MAGAZINE_CAPACITY }
         );
         let c = b().magazine_capacity(1).validate().unwrap();
-        assert!(c.specs.iter().all(|s| (s.base, s.max) == (1, 4) || (s.base, s.max) == (0, 0)), "{:?}", c.specs);
+        assert!(c.specs.iter().all(|s| (s.base, s.max) == (1, 1) || (s.base, s.max) == (0, 0)));
     }
 
     #[test]

@@ -83,24 +83,20 @@ impl<T: Send + 'static> Access<T> for Exclusive<'_, T> {
 /// only make its items wait longer between release and reuse, and come back
 /// colder. Two rules keep it there: an empty magazine it takes to fill is
 /// fitted to its `cap` (magazines grown elsewhere come back through the
-/// depot), and [`DECAY_RUN`] of the class's largest magazines moved in one
-/// direction without a turn halve `cap` (down to the base), for a thread that
-/// swung once and now flows one way. The run is counted in items, not
-/// exchanges: a burst of a thousand buffers makes dozens of exchanges at the
-/// base size, and counting those would halve what each turn doubled, so a
-/// bursty thread would never grow.
+/// depot), and [`DECAY_RUN`] exchanges in a row in one direction halve `cap`
+/// (down to the base), for a thread that swung once and now flows one way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Growth {
     cap: usize,
     /// Direction of this thread's last exchange with the depot, if any.
     last: Option<Exchange>,
-    /// Items moved in the direction of `last` since the last turn or halving.
-    run: usize,
+    /// Exchanges in a row in the direction of `last`.
+    run: u32,
 }
 
-/// Largest magazines of a class moved in one direction, without a turn, that
-/// halve a grown capacity (see [`Growth`]).
-pub(crate) const DECAY_RUN: usize = 8;
+/// Exchanges in a row in one direction that halve a grown capacity (see
+/// [`Growth`]).
+pub(crate) const DECAY_RUN: u32 = 8;
 
 /// An exchange with the depot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +118,15 @@ impl Growth {
         self.cap
     }
 
-    /// Notes an exchange of a magazine of `items`: a turn doubles `cap`, up
-    /// to `spec.max`; [`DECAY_RUN`] × `spec.max` items one way halve it, down
-    /// to `spec.base`.
-    fn exchanged(&mut self, now: Exchange, items: usize, spec: ClassSpec) {
+    /// Notes an exchange: a turn doubles `cap`, up to `spec.max`;
+    /// [`DECAY_RUN`] in a row one way halve it, down to `spec.base`.
+    fn exchanged(&mut self, now: Exchange, spec: ClassSpec) {
         if self.last.is_some_and(|last| last != now) {
             self.cap = self.cap.saturating_mul(2).min(spec.max);
             self.run = 0;
         }
-        self.run = self.run.saturating_add(items.max(1));
-        if self.run >= DECAY_RUN.saturating_mul(spec.max) {
+        self.run += 1;
+        if self.run == DECAY_RUN {
             self.cap = (self.cap / 2).max(spec.base);
             self.run = 0;
         }
@@ -242,7 +237,7 @@ impl<T: Send + 'static> Taken<T> {
         let guard = &depot.pin();
         let mut full = depot.pop_full(class, guard)?;
         counters.refills.bump_local(1);
-        self.growth.exchanged(Exchange::Refill, full.len(), self.spec);
+        self.growth.exchanged(Exchange::Refill, self.spec);
         if full.capacity() > self.fit() || self.spec.base == 0 {
             let item = full.pop();
             match full.is_empty() {
@@ -292,11 +287,10 @@ impl<T: Send + 'static> Taken<T> {
             self.previous = mem::replace(&mut self.loaded, fresh);
         } else {
             let full = mem::replace(&mut self.loaded, Magazine::none());
-            let items = full.len();
             match depot.push_full(class, full, guard) {
                 Ok(()) => {
                     counters.spills.bump_local(1);
-                    self.growth.exchanged(Exchange::Spill, items, self.spec);
+                    self.growth.exchanged(Exchange::Spill, self.spec);
                     self.loaded = self.empty(class, self.growth.cap().min(self.fit()), depot, guard);
                 }
                 Err(full) if full.capacity() == 0 => self.loaded = self.empty(class, cap, depot, guard),
