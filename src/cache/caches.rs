@@ -115,11 +115,12 @@ impl<T: Send + 'static> Caches<T> {
     pub(crate) fn pop(&self, id: u64, class: usize) -> Option<T> {
         local::with_thread(|thread| {
             thread.begin();
+            // A hint hit inside an access: this thread owns the slot and no
+            // reclaimer holds it (`owner.rs`); the slot lives in `self.slots`,
+            // which never frees one before it drops; the pool passes a class
+            // below `classes()`.
             let item = match thread.hint(id) {
-                // SAFETY: a hint hit inside an access: this thread owns the
-                // slot and no reclaimer holds it (`owner.rs`); the slot lives
-                // in `self.slots`, which never frees one before it drops; the
-                // pool passes a class below `classes()`.
+                // SAFETY: the hint hit inside an access (above).
                 Some(addr) => unsafe { Hot::<T>::from_addr(addr).pop(class) },
                 None => None,
             };
@@ -136,7 +137,7 @@ impl<T: Send + 'static> Caches<T> {
         local::with_thread(|thread| {
             thread.begin();
             let pushed = match thread.hint(id) {
-                // SAFETY: as in `pop`.
+                // SAFETY: a hint hit inside an access, as in `pop`.
                 Some(addr) => unsafe { Hot::<T>::from_addr(addr).push(class, item) },
                 None => Err(item),
             };
