@@ -10,26 +10,9 @@ mod common;
 
 use std::sync::Barrier;
 
+use common::{rss_bytes, rss_meaningful};
+
 use magpool::{Error, Pool, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_THREAD_CACHE_BYTES};
-
-/// Resident memory of this process, from `/proc/self/status`.
-/// Whether RSS says anything here: not under a sanitizer, whose shadow
-/// memory and quarantine of freed blocks dwarf the pool (`.ci/run` sets
-/// `MAGPOOL_SANITIZER` for those runs).
-fn rss_meaningful() -> bool {
-    let meaningful = std::env::var_os("MAGPOOL_SANITIZER").is_none();
-    if !meaningful {
-        eprintln!("SKIP the RSS checks: a sanitizer's allocator holds the memory");
-    }
-    meaningful
-}
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
-    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number");
-    kib << 10
-}
 
 /// Returns what glibc keeps of freed memory to the OS, so that the RSS
 /// measured is what the process holds, not the allocator's free lists.

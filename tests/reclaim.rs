@@ -11,23 +11,9 @@ use std::time::{Duration, Instant};
 
 use magpool::Pool;
 
-/// Whether RSS says anything here: not under a sanitizer, whose shadow
-/// memory and quarantine of freed blocks dwarf the pool (`.ci/run` sets
-/// `MAGPOOL_SANITIZER` for those runs).
-fn rss_meaningful() -> bool {
-    let meaningful = std::env::var_os("MAGPOOL_SANITIZER").is_none();
-    if !meaningful {
-        eprintln!("SKIP the RSS checks: a sanitizer's allocator holds the memory");
-    }
-    meaningful
-}
+mod common;
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("a VmRSS line");
-    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number");
-    kib << 10
-}
+use common::{eventually, rss_bytes, rss_meaningful};
 
 /// Whether this system offers the heavy barrier that taking an idle
 /// thread's cache needs (Linux `membarrier`; containers may forbid it).
@@ -50,18 +36,6 @@ unsafe fn membarrier_query() -> bool {
 #[cfg(not(target_os = "linux"))]
 unsafe fn membarrier_query() -> bool {
     false
-}
-
-/// Polls `f` every millisecond until it holds or `limit` passes.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let began = Instant::now();
-    while began.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    f()
 }
 
 /// A burst of 256 MiB, on a thread that then exits (its cache goes to the

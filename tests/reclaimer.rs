@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use magpool::{Clear, ObjectPool, Pool};
 
+mod common;
+
+use common::eventually;
+
 /// Threads named `magpool-reclaim` in this process.
 fn reclaimer_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -21,17 +25,6 @@ fn reclaimer_threads() -> usize {
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let began = Instant::now();
-    while began.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    f()
 }
 
 /// It ends when the last pool that asked for it drops, and never held that
