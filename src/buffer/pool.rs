@@ -101,9 +101,7 @@ impl Pool {
     /// # Ok::<(), magpool::Error>(())
     /// ```
     pub fn leak(self) -> &'static Pool {
-        let pool = Box::leak(Box::new(self));
-        local::keep_leaked(std::ptr::from_ref(pool).cast());
-        pool
+        local::leak(self)
     }
 
     /// This pool's id in the registry of live pools: observers such as the

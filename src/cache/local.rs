@@ -99,10 +99,12 @@ fn live() -> std::sync::MutexGuard<'static, HashMap<u64, Weak<dyn LivePool>>> {
 /// as the process's on purpose and not as leaks.
 static LEAKED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
-/// Records a pool leaked on purpose (see [`LEAKED`]). A lock and a push,
-/// once per leak.
-pub(crate) fn keep_leaked(pool: *const ()) {
-    LEAKED.lock().unwrap_or_else(PoisonError::into_inner).push(pool as usize);
+/// Leaks a pool on purpose, for the life of the process, and records it
+/// (see [`LEAKED`]): a lock and a push, once per leak.
+pub(crate) fn leak<P: 'static>(pool: P) -> &'static P {
+    let pool: &'static P = Box::leak(Box::new(pool));
+    LEAKED.lock().unwrap_or_else(PoisonError::into_inner).push(std::ptr::from_ref(pool) as usize);
+    pool
 }
 
 /// Enters a new pool in the registry; returns its id.

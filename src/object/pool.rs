@@ -267,9 +267,7 @@ where
     /// Keeps this pool for the life of the process, so that its handles are
     /// `Pooled<'static, T, R>` and can move into spawned tasks and threads.
     pub fn leak(self) -> &'static Self {
-        let pool = Box::leak(Box::new(self));
-        local::keep_leaked(std::ptr::from_ref(pool).cast());
-        pool
+        local::leak(self)
     }
 
     /// This pool's id in the registry of live pools (for the metrics
