@@ -147,18 +147,26 @@ impl Pool {
     /// Use [`try_get`](Pool::try_get) to get an `Err` instead.
     #[inline]
     pub fn get(&self, len: usize) -> Buf<'_> {
-        let class = self.classes.class_of(len);
+        self.hand_out(len, len)
+    }
+
+    /// A buffer of `len` bytes (zeroed as far as exposed) in a block for
+    /// `size`: the one hot path of `get` (`len == size`) and `with_capacity`
+    /// (`len == 0`, which zeroes nothing).
+    #[inline(always)]
+    fn hand_out(&self, size: usize, len: usize) -> Buf<'_> {
+        let class = self.classes.class_of(size);
         match self.shared.caches.pop(self.id, class) {
             Some(block) => self.expose(block, class, len),
             // A tail call: the hit path saves no registers for the miss.
-            None => self.get_slow(len, class),
+            None => self.hand_out_slow(size, class, len),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn get_slow(&self, len: usize, class: usize) -> Buf<'_> {
-        match self.take_slow(len, class) {
+    fn hand_out_slow(&self, size: usize, class: usize, len: usize) -> Buf<'_> {
+        match self.take_slow(size, class) {
             Ok(block) => self.expose(block, class, len),
             Err(e) => fail(e),
         }
@@ -198,21 +206,7 @@ impl Pool {
     /// As [`get`](Pool::get).
     #[inline]
     pub fn with_capacity(&self, capacity: usize) -> Buf<'_> {
-        let class = self.classes.class_of(capacity);
-        match self.shared.caches.pop(self.id, class) {
-            Some(block) => Buf::new(self, block, class, 0),
-            // A tail call: the hit path saves no registers for the miss.
-            None => self.with_capacity_slow(capacity, class),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn with_capacity_slow(&self, capacity: usize, class: usize) -> Buf<'_> {
-        match self.take_slow(capacity, class) {
-            Ok(block) => Buf::new(self, block, class, 0),
-            Err(e) => fail(e),
-        }
+        self.hand_out(capacity, 0)
     }
 
     /// Like [`with_capacity`](Pool::with_capacity), but returns an error
