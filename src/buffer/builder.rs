@@ -230,13 +230,7 @@ impl Builder {
 
     pub(crate) fn validate(self) -> Result<Config, Error> {
         check_classes(&self.classes)?;
-        match self.magazine_capacity {
-            0 => return Err(Error::ZeroMagazineCapacity),
-            n if n > MAX_MAGAZINE_CAPACITY => {
-                return Err(Error::MagazineCapacityTooLarge { capacity: n, max: MAX_MAGAZINE_CAPACITY })
-            }
-            _ => {}
-        }
+        check_magazine_capacity(self.magazine_capacity)?;
         if self.magazine_bytes == 0 {
             return Err(Error::ZeroMagazineBytes);
         }
@@ -248,9 +242,7 @@ impl Builder {
             Some(bytes) => bytes,
             None => DEFAULT_THREAD_CACHE_BYTES,
         };
-        if self.reclaim_interval == Some(Duration::ZERO) {
-            return Err(Error::ZeroReclaimInterval);
-        }
+        check_reclaim_interval(self.reclaim_interval)?;
         let grown = self.magazine_bytes.saturating_mul(MAGAZINE_GROWTH);
         let cap = |budget: usize, size: usize| (budget / size).clamp(1, self.magazine_capacity);
         let cached_up_to = thread_cache_bytes / THREAD_CACHED_FRACTION;
@@ -268,6 +260,25 @@ impl Builder {
             thread_cache_bytes,
             reclaim_interval: self.reclaim_interval,
         })
+    }
+}
+
+/// A magazine capacity both pools accept: `1..=MAX_MAGAZINE_CAPACITY`.
+pub(crate) fn check_magazine_capacity(capacity: usize) -> Result<(), Error> {
+    match capacity {
+        0 => Err(Error::ZeroMagazineCapacity),
+        n if n > MAX_MAGAZINE_CAPACITY => {
+            Err(Error::MagazineCapacityTooLarge { capacity: n, max: MAX_MAGAZINE_CAPACITY })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A reclaim interval both pools accept: none, or a nonzero one.
+pub(crate) fn check_reclaim_interval(every: Option<Duration>) -> Result<(), Error> {
+    match every {
+        Some(Duration::ZERO) => Err(Error::ZeroReclaimInterval),
+        _ => Ok(()),
     }
 }
 

@@ -189,8 +189,7 @@ impl<T: Send + 'static> Caches<T> {
             }
             None => {
                 drop(item);
-                self.remote[class].puts.bump_shared(1);
-                self.remote[class].discarded.bump_shared(1);
+                self.count_dropped(class);
             }
         }
     }

@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::buffer::builder::{check_magazine_capacity, check_reclaim_interval};
 use crate::cache::{local, reclaim, Caches, ClassSpec, LivePool};
 use crate::object::recycle::{Clear, Recycle};
 use crate::object::Pooled;
@@ -143,16 +144,8 @@ where
     /// A magazine capacity of 0 or above [`MAX_MAGAZINE_CAPACITY`], or a
     /// reclaim interval of zero.
     pub fn build(self) -> Result<ObjectPool<T, R>, Error> {
-        match self.magazine_capacity {
-            0 => return Err(Error::ZeroMagazineCapacity),
-            n if n > MAX_MAGAZINE_CAPACITY => {
-                return Err(Error::MagazineCapacityTooLarge { capacity: n, max: MAX_MAGAZINE_CAPACITY })
-            }
-            _ => {}
-        }
-        if self.reclaim_interval == Some(Duration::ZERO) {
-            return Err(Error::ZeroReclaimInterval);
-        }
+        check_magazine_capacity(self.magazine_capacity)?;
+        check_reclaim_interval(self.reclaim_interval)?;
         let base = self.magazine_capacity;
         let max = base.saturating_mul(MAGAZINE_GROWTH).min(MAX_MAGAZINE_CAPACITY);
         let spec = match self.thread_cache_objects {
@@ -261,7 +254,7 @@ where
     /// [`Pool::reclaim_idle`](crate::Pool::reclaim_idle); returns how many
     /// objects it dropped.
     pub fn reclaim_idle(&self) -> usize {
-        self.shared.caches.reclaim_idle()[0] as usize
+        LivePool::reclaim_idle(&*self.shared)
     }
 
     /// Keeps this pool for the life of the process, so that its handles are
